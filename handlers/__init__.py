@@ -1,0 +1,10 @@
+"""Feature handlers, one module per feature; the engine includes these tables."""
+
+from __future__ import annotations
+
+from handlers import auth, registration
+from lovewire.registry import HandlerTable
+
+__all__ = ["TABLES"]
+
+TABLES: tuple[HandlerTable, ...] = (auth.table, registration.table)

@@ -1,0 +1,122 @@
+"""Registration, information collection (3.2)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from handlers.auth import app_time, issue_session
+from lovewire.context import Context
+from lovewire.errors import BadInput, BadToken
+from lovewire.registry import HandlerTable
+from lovewire.security import hash_token
+from lovewire.storage.base import Unit
+from lovewire.storage.records import User
+from protocol.session import UserRegisterInfo, UserRegisterResult
+from protocol.times import parse_app_date
+
+__all__ = ["age_on", "check_birthday", "check_nickname", "table", "tel_claimed"]
+
+table = HandlerTable()
+
+NICKNAME_MAX = 20
+
+
+def check_nickname(nickname: str) -> str:
+    """A nickname of 1..20 characters (surrounding blanks dropped)."""
+    nickname = nickname.strip()
+    if not 1 <= len(nickname) <= NICKNAME_MAX:
+        raise BadInput("nickname must be 1 to 20 characters")
+    return nickname
+
+
+def age_on(birthday: date, today: date) -> int:
+    """Whole years from birthday to today."""
+    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))
+
+
+def check_birthday(ctx: Context, text: str | None, parts: tuple[int, int, int] | None) -> date:
+    """A real past date, old enough for LOVEWIRE_MIN_AGE."""
+    try:
+        if text is not None:
+            birthday = parse_app_date(text)
+        elif parts is not None:
+            birthday = date(*parts)
+        else:
+            raise BadInput("birthday is required")
+    except ValueError:
+        raise BadInput("birthday must be a real date YYYY-M-D") from None
+    from datetime import datetime
+
+    today = datetime.fromtimestamp(ctx.now(), ctx.settings.zone).date()
+    if birthday.year < 1900 or age_on(birthday, today) < ctx.settings.min_age:
+        raise BadInput(f"users must be at least {ctx.settings.min_age} years old")
+    return birthday
+
+
+async def tel_claimed(ctx: Context, tx: Unit, user: User) -> None:
+    """A tel has just become this user's (registration or phone change): a hook for crushes."""
+
+
+@table.handles(UserRegisterInfo, auth="self")
+async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResult:
+    """Create the user of a registration ticket, or update a registered user's info."""
+    now = ctx.now()
+    record = None
+    if req.token is not None:
+        async with ctx.store.read() as tx:
+            record = await tx.tokens.by_hash(hash_token(req.token))
+    usable = record is not None and not record.revoked and record.expires_ts > now
+    updating = usable and record is not None and record.kind == "session"
+
+    fields: dict[str, object] = {}
+    if req.nickname is not None:
+        fields["nickname"] = check_nickname(req.nickname)
+    if req.sex is not None:
+        fields["sex"] = req.sex
+    if req.birthday is not None or req.birthdate is not None:
+        parts = (
+            (req.birthdate.year, req.birthdate.month, req.birthdate.day) if req.birthdate else None
+        )
+        fields["birthday"] = check_birthday(ctx, req.birthday, parts).isoformat()
+    if not updating and not {"nickname", "sex", "birthday"} <= fields.keys():
+        raise BadInput("nickname, sex and birthday are required")
+    if not usable or record is None:
+        raise BadToken("registration ticket not valid")
+    if updating:
+        assert req.token is not None
+        login = await ctx.check_token(req.token)
+        if ctx.session.login is not None and ctx.session.login.user_id != login.user_id:
+            raise BadToken("token of another user than this socket's")
+
+    async with ctx.unit() as tx:
+        if updating:
+            user = await tx.users.update(login.user_id, **fields)
+            token = req.token
+        else:
+            existing = None
+            if record.user_id is not None:
+                existing = await tx.users.get(record.user_id)
+            if existing is None and record.tel is not None:
+                existing = await tx.users.by_tel(record.tel)
+            if existing is None:
+                assert record.tel is not None
+                user = await tx.users.create(
+                    record.tel,
+                    str(fields["nickname"]),
+                    int(str(fields["sex"])),
+                    str(fields["birthday"]),
+                    now,
+                )
+                await tel_claimed(ctx, tx, user)
+            else:
+                user = existing
+            await tx.tokens.bind_user(record.id, user.id)
+            token, login = await issue_session(ctx, tx, user.id)
+    last_seq, _ = await ctx.log_in(login)
+    return UserRegisterResult(
+        user_id=user.id,
+        token=token,
+        token_expire=app_time(ctx, login.expires_ts),
+        token_expire_ts=login.expires_ts,
+        last_seq=last_seq,
+    )

@@ -1,0 +1,144 @@
+"""The server as one object: start and stop are one AsyncExitStack, unwound in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from lovewire.clock import Clock
+from lovewire.config import Settings
+from lovewire.context import Services
+from lovewire.dispatch import Dispatcher
+from lovewire.httpserver import HttpServer
+from lovewire.hub import Hub, LocalHub
+from lovewire.pushes import DeliveryRecorder
+from lovewire.registry import Registry
+from lovewire.security import CodeHasher, load_secret
+from lovewire.sms import SmsGateway, gateway_from_settings
+from lovewire.storage.base import Store
+from lovewire.storage.sqlite import SqliteStore
+from lovewire.wsserver import WsServer
+
+__all__ = ["Lovewire"]
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 3600.0
+DAY = 86400
+
+
+class Lovewire:
+    """Storage, SMS gateway, hub, listeners; `async with Lovewire(settings):` runs them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        sms: SmsGateway | None = None,
+        store: Store | None = None,
+        hub: Hub | None = None,
+    ) -> None:
+        import handlers  # the feature modules; imported here so the engine stays importable alone
+
+        self.settings = settings
+        self.clock = clock or Clock()
+        self._sms = sms
+        self._store = store
+        self._hub = hub
+        self.registry = Registry(handlers.TABLES)
+        self.ws_port = 0
+        self.http_port = 0
+        self.services: Services | None = None
+        self.ws: WsServer | None = None
+        self._stack = AsyncExitStack()
+
+    async def start(self) -> None:
+        settings = self.settings
+        stack = self._stack
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store = self._store or SqliteStore(settings.data_dir / "lovewire.db")
+            await store.open()
+            stack.push_async_callback(store.close)
+            sms = self._sms or gateway_from_settings(settings)
+            await sms.start()
+            stack.push_async_callback(sms.close)
+            hub = self._hub or LocalHub(settings.zone, settings.sockets_per_user)
+            await hub.start()
+            stack.push_async_callback(hub.close)
+            services = Services(
+                settings=settings,
+                store=store,
+                hub=hub,
+                sms=sms,
+                clock=self.clock,
+                codes=CodeHasher(load_secret(settings.data_dir / "secret.key")),
+            )
+            self.services = services
+            recorder = DeliveryRecorder(store)
+            await recorder.start()
+            stack.push_async_callback(recorder.close)
+            dispatcher = Dispatcher(services, self.registry)
+            http = HttpServer(services, dispatcher)
+            self.http_port = await http.start(settings.host, settings.http_port)
+            stack.push_async_callback(http.close)
+            self.ws = WsServer(services, dispatcher, recorder)
+            self.ws_port = await self.ws.start(settings.host, settings.ws_port)
+            stack.push_async_callback(self.ws.close)
+            services.metrics.gauges["lovewire_sockets_open"] = lambda: (
+                len(self.ws.connections) if self.ws else 0
+            )
+            pruner = asyncio.create_task(self._prune_forever(services))
+            stack.push_async_callback(_cancel, pruner)
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    async def stop(self) -> None:
+        """Close listeners (sockets get 1001), then the hub, the SMS client and the store."""
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Lovewire:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def listening_line(self) -> str:
+        host = self.settings.host
+        return f"lovewire listening ws://{host}:{self.ws_port} http://{host}:{self.http_port}"
+
+    async def prune(self) -> None:
+        """Forget pushes past retention and SMS bookkeeping older than two days."""
+        assert self.services is not None
+        now = int(self.clock.now())
+        keep = int(self.settings.push_retention_days * DAY)
+        async with self.services.store.unit() as tx:
+            pruned = await tx.pushes.prune(now - keep)
+        if pruned:
+            log.info("pruned %d stored pushes", pruned)
+
+    async def _prune_forever(self, services: Services) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("pruning failed")
+            await asyncio.sleep(PRUNE_EVERY)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,104 @@
+"""`lovewire serve` and `lovewire schema`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from lovewire.config import Settings, load_settings
+
+__all__ = ["main", "schema"]
+
+log = logging.getLogger("lovewire")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lovewire", description="lovewire real-time server")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the server (the default)")
+    serve.add_argument("--config", help="TOML settings file (or LOVEWIRE_CONFIG)")
+    for name, field in Settings.model_fields.items():
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            metavar="VALUE",
+            help=f"LOVEWIRE_{name.upper()} (default: {field.default})",
+        )
+    schema_cmd = commands.add_parser("schema", help="print the JSON Schema of every message")
+    schema_cmd.add_argument("--output", "-o", help="write to this file instead of stdout")
+    return parser
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of every message, keyed by model name."""
+    from protocol import Request, all_messages
+
+    messages: dict[str, Any] = {}
+    for model in all_messages():
+        mode = "validation" if issubclass(model, Request) else "serialization"
+        messages[model.__name__] = model.model_json_schema(mode=mode)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "lovewire messages",
+        "messages": messages,
+    }
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    from lovewire.app import Lovewire
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Lovewire(settings) as app:
+        print(app.listening_line, flush=True)
+        log.info("%s", app.listening_line)
+        await stop.wait()
+        log.info("shutting down")
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        text = json.dumps(schema(), ensure_ascii=False, indent=2)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        else:
+            print(text)
+        return 0
+    flags = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
+    try:
+        settings = load_settings(getattr(args, "config", None), **flags)
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
+        print(f"lovewire: bad settings: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""One WebSocket connection: its session, its bounded outbound queue and its writer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from lovewire.context import MAX_REPLAY, Services
+from lovewire.pushes import DeliveryRecorder, render_push
+from lovewire.session import Login, Session
+from lovewire.storage.records import StoredPush
+
+__all__ = ["Connection"]
+
+log = logging.getLogger(__name__)
+
+#: Close codes: the client reads too slowly / its user has too many sockets.
+CLOSE_STALLED = 1013
+CLOSE_EVICTED = 1008
+
+
+class Connection(Session):
+    """A live socket. Everything it sends goes through one bounded queue, in order."""
+
+    live = True
+
+    def __init__(
+        self, ws: ServerConnection, addr: str, services: Services, recorder: DeliveryRecorder
+    ) -> None:
+        super().__init__(addr)
+        self.ws = ws
+        self.services = services
+        self.recorder = recorder
+        self.limit = services.settings.outbound_queue
+        self._queue: deque[tuple[str, StoredPush | None]] = deque()
+        self._ready = asyncio.Event()
+        self._closing = False
+        #: Highest seq queued so far; pushes at or below it are not sent again.
+        self._push_floor = 0
+        #: While a login's replay is being prepared, live pushes wait here.
+        self._held: list[tuple[StoredPush, str]] | None = None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, frame: str, push: StoredPush | None = None, *, replay: bool = False) -> None:
+        """Queue a frame; a socket whose queue is full is closed (pushes stay stored).
+
+        A replay (at most MAX_REPLAY frames) may go over the limit once.
+        """
+        if self._closing:
+            return
+        if len(self._queue) >= self.limit and not replay:
+            self.services.metrics.sockets_closed_slow += 1
+            log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
+            self.close(CLOSE_STALLED, "outbound queue full")
+            return
+        self._queue.append((frame, push))
+        self._ready.set()
+
+    async def write_loop(self) -> None:
+        """Write queued frames in order until the socket closes."""
+        try:
+            while True:
+                await self._ready.wait()
+                while self._queue:
+                    frame, push = self._queue.popleft()
+                    await self.ws.send(frame)
+                    if push is not None:
+                        self.services.metrics.pushes_sent += 1
+                        self.recorder.delivered(push.user_id, push.seq)
+                self._ready.clear()
+        except ConnectionClosed:
+            pass
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket from outside the reader."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.clear()
+        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+
+    # -- the hub's view: Subscriber --------------------------------------------------------
+
+    @property
+    def token_id(self) -> int | None:
+        return self.login.token_id if self.login else None
+
+    def deliver(self, push: StoredPush, frame: str) -> None:
+        if self.login is None or push.user_id != self.login.user_id:
+            return
+        if self._held is not None:
+            self._held.append((push, frame))
+        elif push.seq > self._push_floor:
+            self._push_floor = push.seq
+            self.send(frame, push)
+
+    def send_notice(self, frame: str) -> None:
+        self.send(frame)
+
+    def end_session(self, frame: str) -> None:
+        Session.log_out(self)
+        self._held = None
+        self.send(frame)
+
+    def evict(self) -> None:
+        Session.log_out(self)
+        self.close(CLOSE_EVICTED, "too many sockets for this user")
+
+    # -- login and replay ------------------------------------------------------------------
+
+    def log_in(self, login: Login) -> None:
+        previous = self.login
+        if previous is not None and previous.user_id != login.user_id:
+            self.services.hub.detach(previous.user_id, self)
+        super().log_in(login)
+        if previous is None or previous.user_id != login.user_id:
+            self._push_floor = 0
+            self._held = []
+            self.services.hub.attach(login.user_id, self)
+
+    def log_out(self) -> None:
+        if self.login is not None:
+            self.services.hub.detach(self.login.user_id, self)
+        super().log_out()
+        self._held = None
+
+    def detach(self) -> None:
+        """Leave the hub: the socket is gone."""
+        if self.login is not None:
+            self.services.hub.detach(self.login.user_id, self)
+        self._held = None
+
+    async def run_replay(self) -> None:
+        """Send what the last login owes this socket, then the pushes held meanwhile."""
+        plan, self.replay = self.replay, None
+        if plan is None or self.login is None or self.login.user_id != plan.user_id:
+            return
+        zone = self.services.settings.zone
+        try:
+            async with self.services.store.read() as tx:
+                if plan.after is None:
+                    pushes = await tx.pushes.undelivered(plan.user_id, plan.upto, MAX_REPLAY)
+                else:
+                    start = max(plan.after, plan.upto - MAX_REPLAY)
+                    pushes = await tx.pushes.after(plan.user_id, start, plan.upto, MAX_REPLAY)
+        finally:
+            held, self._held = self._held or [], None
+        for push in pushes:
+            if push.seq > self._push_floor:
+                self._push_floor = push.seq
+                self.send(render_push(push, zone), push, replay=True)
+        self._push_floor = max(self._push_floor, plan.upto)
+        for push, frame in held:
+            self.deliver(push, frame)

@@ -1,0 +1,148 @@
+"""From raw frame to response frame: the one place where failures become error frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from lovewire.context import Context, Services
+from lovewire.errors import (
+    BadFrame,
+    BadInput,
+    BadToken,
+    Internal,
+    LovewireError,
+    TooFrequent,
+    UnknownType,
+)
+from lovewire.registry import Registry, Route
+from lovewire.session import Session, TokenBucket
+from protocol.base import ErrorFrame, Request, Response
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+MAX_ID_CHARS = 64
+
+
+def _valid_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_CHARS
+    if isinstance(value, int):
+        return len(str(value)) <= MAX_ID_CHARS
+    return False
+
+
+def _with_id(frame: str, request_id: Any) -> str:
+    if request_id is None:
+        return frame
+    return f'{frame[:-1]},"id":{json.dumps(request_id, ensure_ascii=False)}}}'
+
+
+class Dispatcher:
+    """Parse, validate, authenticate, rate-limit, call the handler, render the answer."""
+
+    def __init__(self, services: Services, registry: Registry) -> None:
+        self.services = services
+        self.registry = registry
+
+    async def dispatch(self, raw: str | bytes, session: Session) -> str | None:
+        """Answer one frame with one frame (None only for silent messages)."""
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
+            return self._error("error", BadFrame())
+        if not isinstance(payload, dict):
+            return self._error("error", BadFrame())
+        return await self.dispatch_object(payload, session)
+
+    async def dispatch_object(self, payload: dict[str, Any], session: Session) -> str | None:
+        """Answer an already parsed JSON object."""
+        type_ = payload.get("type")
+        route = self.registry.get(type_) if isinstance(type_, str) else None
+        if route is None:
+            return self._error("error", UnknownType())
+        self.services.metrics.requests[route.type] += 1
+        request_id = payload.get("id")
+        try:
+            if request_id is not None and not _valid_id(request_id):
+                request_id = None
+                raise BadInput("id must be a string or an integer of at most 64 characters")
+            if "id" in payload and payload["id"] is None:
+                raise BadInput("id must not be null")
+            try:
+                request = route.model.model_validate(payload)
+            except ValidationError as exc:
+                raise BadInput(_describe(exc)) from None
+            ctx = Context(self.services, session)
+            await self._authenticate(route, request, ctx)
+            self._rate_limit(session)
+            response = await route.handler(ctx, request)
+        except LovewireError as exc:
+            if route.model.SILENT:
+                return None
+            return _with_id(self._error(route.model.RESPONSE, exc), request_id)
+        except Exception:
+            log.exception("handler for %s failed", route.type)
+            if route.model.SILENT:
+                return None
+            return _with_id(self._error(route.model.RESPONSE, Internal()), request_id)
+        if response is None:
+            return None
+        return _with_id(_render(response), request_id)
+
+    async def _authenticate(self, route: Route, request: Request, ctx: Context) -> None:
+        session = ctx.session
+        if route.auth == "self":
+            return
+        if request.token is not None:
+            try:
+                login = await ctx.check_token(request.token)
+            except BadToken:
+                if route.auth == "lenient":
+                    return
+                raise
+            if session.login is None:
+                await ctx.log_in(login)
+            elif session.login.user_id != login.user_id:
+                raise BadToken("token of another user than this socket's")
+            return
+        if session.login is not None and session.login.expires_ts <= ctx.now():
+            ctx.hub.end_sessions(session.login.user_id, [session.login.token_id], "expired")
+            session.log_out()
+        if route.auth == "user" and session.login is None:
+            raise BadToken("not logged in")
+
+    def _rate_limit(self, session: Session) -> None:
+        now = self.services.clock.now()
+        if session.bucket is None:
+            session.bucket = TokenBucket(self.services.settings.requests_per_second, now)
+        wait = session.bucket.take(now)
+        if wait:
+            raise TooFrequent(wait, "too many requests on this connection")
+
+    def _error(self, type_: str, exc: LovewireError) -> str:
+        self.services.metrics.errors[int(exc.error_no)] += 1
+        frame = ErrorFrame(
+            type=type_,
+            error_no=int(exc.error_no),
+            err_msg=exc.message(self.services.settings.lang),
+            retry_after=getattr(exc, "retry_after", None),
+        )
+        return frame.model_dump_json(exclude_none=True)
+
+
+def _render(response: Response) -> str:
+    return response.model_dump_json(exclude_none=True)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "frame"
+    return f"{where}: {first['msg']}"

@@ -1,0 +1,169 @@
+"""The HTTP side (section 6): the same dispatch and handlers as the WebSocket."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from aiohttp import web
+
+from lovewire.addresses import client_address
+from lovewire.context import Services
+from lovewire.dispatch import Dispatcher
+from lovewire.errors import BadFrame, PayloadRefused
+from lovewire.session import Session
+from protocol.pushes import SystemNotify
+
+__all__ = ["HttpServer"]
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TYPE = "picture_upload_request"
+#: Stored files are named by content hash: `ab/abcdef....jpg`.
+_MEDIA_PATH = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{16,64}\.(?:jpg|png|gif|webp)$")
+_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+class HttpServer:
+    """aiohttp application with the routes of section 6."""
+
+    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+        self._runner: web.AppRunner | None = None
+        settings = services.settings
+        self.app = web.Application(client_max_size=settings.max_upload * 4 // 3 + 65536)
+        self.app.add_routes(
+            [
+                web.post("/api", self.api),
+                web.post("/index.php", self.legacy),
+                web.get("/uploads/{path:.+}", self.uploads),
+                web.get("/healthz", self.healthz),
+                web.get("/metrics", self.metrics),
+                web.post("/admin/broadcast", self.broadcast),
+            ]
+        )
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; return the real port."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _session(self, request: web.Request) -> Session:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        return Session(
+            client_address(
+                peer[0] if peer else None,
+                request.headers.get("X-Forwarded-For"),
+                self.services.settings.trusted_proxies,
+            )
+        )
+
+    async def _read_json(self, request: web.Request) -> Any:
+        """The body as JSON; raises HTTPRequestEntityTooLarge or ValueError."""
+        body = await request.read()
+        return json.loads(body)
+
+    async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
+        lang = self.services.settings.lang
+        try:
+            payload = await self._read_json(request)
+        except web.HTTPRequestEntityTooLarge:
+            exc = PayloadRefused("request body too large")
+            return _json(_error_frame(force_type or "error", exc.error_no, exc.message(lang)), 413)
+        except (ValueError, RecursionError):
+            exc2 = BadFrame()
+            return _json(_error_frame("error", exc2.error_no, exc2.message(lang)))
+        if not isinstance(payload, dict):
+            exc3 = BadFrame()
+            return _json(_error_frame("error", exc3.error_no, exc3.message(lang)))
+        if force_type is not None:
+            payload["type"] = force_type
+        frame = await self.dispatcher.dispatch_object(payload, self._session(request))
+        if frame is None:
+            return web.Response(status=204)
+        return _json(frame)
+
+    async def api(self, request: web.Request) -> web.Response:
+        """Any request of sections 3 and 4 as a JSON body."""
+        return await self._answer(request)
+
+    async def legacy(self, request: web.Request) -> web.Response:
+        """The original app's upload route: POST /index.php?r=picture/upload."""
+        if request.query.get("r") != "picture/upload":
+            raise web.HTTPNotFound()
+        return await self._answer(request, force_type=UPLOAD_TYPE)
+
+    async def uploads(self, request: web.Request) -> web.StreamResponse:
+        """A stored picture, by its content-hash path."""
+        path = request.match_info["path"]
+        if not _MEDIA_PATH.match(path):
+            raise web.HTTPNotFound()
+        file = self.services.media_dir / path
+        if not file.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            file,
+            headers={
+                "Content-Type": _CONTENT_TYPES[path.rsplit(".", 1)[1]],
+                "Cache-Control": "public, max-age=31536000, immutable",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        if await self.services.store.healthy():
+            return web.json_response({"status": "ok"})
+        return web.json_response({"status": "database unreachable"}, status=503)
+
+    def _is_admin(self, request: web.Request) -> bool:
+        token = self.services.settings.admin_token
+        if token and request.headers.get("Authorization") == f"Bearer {token}":
+            return True
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        return bool(peer) and peer[0] in LOOPBACK and "X-Forwarded-For" not in request.headers
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if not self._is_admin(request):
+            raise web.HTTPForbidden()
+        return web.Response(
+            text=self.services.metrics.render(), content_type="text/plain", charset="utf-8"
+        )
+
+    async def broadcast(self, request: web.Request) -> web.Response:
+        """Send a system_notify {msg} to every logged-in socket."""
+        if not self._is_admin(request):
+            raise web.HTTPForbidden()
+        try:
+            body = await request.json()
+            msg = body["msg"]
+            if not isinstance(msg, str) or not msg:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be {"msg": "..."}'}, status=400)
+        sent = self.services.hub.broadcast(SystemNotify(msg=msg).model_dump_json())
+        return web.json_response({"sent": sent})
+
+
+def _json(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json", charset="utf-8")
+
+
+def _error_frame(type_: str, error_no: int, err_msg: str) -> str:
+    return json.dumps(
+        {"type": type_, "success": False, "error_no": error_no, "err_msg": err_msg},
+        ensure_ascii=False,
+    )

@@ -1,0 +1,142 @@
+"""The push hub: the one place that knows which sockets belong to which user.
+
+Handlers publish after their transaction commits; the hub hands each frame to the
+subscribers' own bounded queues and never waits on a socket. `LocalHub` serves one
+process; a hub that fans out across processes (Redis) implements the same interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import tzinfo
+from typing import Protocol
+
+from lovewire.pushes import render_push
+from lovewire.storage.records import StoredPush
+from protocol.pushes import SessionEndNotify
+
+__all__ = ["Hub", "LocalHub", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    """A logged-in socket, as the hub sees it."""
+
+    @property
+    def token_id(self) -> int | None: ...
+
+    def deliver(self, push: StoredPush, frame: str) -> None:
+        """Queue a stored push (dropped if its seq was already sent)."""
+
+    def send_notice(self, frame: str) -> None:
+        """Queue an unsequenced frame."""
+
+    def end_session(self, frame: str) -> None:
+        """Log out, then queue the session_end_notify frame."""
+
+    def evict(self) -> None:
+        """Close the socket: its user has too many."""
+
+
+class Hub(ABC):
+    @abstractmethod
+    def attach(self, user_id: int, sub: Subscriber) -> None: ...
+
+    @abstractmethod
+    def detach(self, user_id: int, sub: Subscriber) -> None: ...
+
+    @abstractmethod
+    def publish(self, pushes: Iterable[StoredPush]) -> None:
+        """Deliver committed pushes to their users' sockets."""
+
+    @abstractmethod
+    def end_sessions(
+        self,
+        user_id: int,
+        token_ids: Iterable[int] | None,
+        reason: str,
+        keep: object | None = None,
+    ) -> None:
+        """Log out the user's sockets using those tokens (all if None), but `keep`."""
+
+    @abstractmethod
+    def broadcast(self, frame: str) -> int:
+        """Send an unsequenced frame to every logged-in socket; return how many."""
+
+    @abstractmethod
+    def sockets_of(self, user_id: int) -> int: ...
+
+    async def start(self) -> None:
+        """Connect what a hub needs."""
+
+    async def close(self) -> None:
+        """Disconnect it."""
+
+
+class LocalHub(Hub):
+    """Subscribers of this process, per user, oldest first."""
+
+    def __init__(self, zone: tzinfo, sockets_per_user: int) -> None:
+        self.zone = zone
+        self.sockets_per_user = sockets_per_user
+        self._subs: dict[int, dict[Subscriber, None]] = {}
+
+    def attach(self, user_id: int, sub: Subscriber) -> None:
+        subs = self._subs.setdefault(user_id, {})
+        subs[sub] = None
+        while len(subs) > self.sockets_per_user:
+            oldest = next(iter(subs))
+            del subs[oldest]
+            oldest.evict()
+
+    def detach(self, user_id: int, sub: Subscriber) -> None:
+        subs = self._subs.get(user_id)
+        if subs is not None:
+            subs.pop(sub, None)
+            if not subs:
+                del self._subs[user_id]
+
+    def publish(self, pushes: Iterable[StoredPush]) -> None:
+        for push in pushes:
+            subs = self._subs.get(push.user_id)
+            if not subs:
+                continue
+            frame = render_push(push, self.zone)
+            for sub in list(subs):
+                sub.deliver(push, frame)
+
+    def end_sessions(
+        self,
+        user_id: int,
+        token_ids: Iterable[int] | None,
+        reason: str,
+        keep: object | None = None,
+    ) -> None:
+        subs = self._subs.get(user_id)
+        if not subs:
+            return
+        wanted = None if token_ids is None else set(token_ids)
+        frame = SessionEndNotify(reason=reason).model_dump_json()  # type: ignore[arg-type]
+        for sub in list(subs):
+            if sub is keep or (wanted is not None and sub.token_id not in wanted):
+                continue
+            self.detach(user_id, sub)
+            sub.end_session(frame)
+
+    def broadcast(self, frame: str) -> int:
+        count = 0
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.send_notice(frame)
+                count += 1
+        return count
+
+    def sockets_of(self, user_id: int) -> int:
+        return len(self._subs.get(user_id, ()))
+
+    @property
+    def users_online(self) -> int:
+        return len(self._subs)

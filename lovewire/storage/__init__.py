@@ -1,0 +1,1 @@
+"""Storage: the repository interface and its SQLite implementation."""

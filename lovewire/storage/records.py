@@ -1,0 +1,52 @@
+"""Plain records the repositories return: never wire models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Code", "StoredPush", "Token", "User"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    tel: str
+    nickname: str
+    sex: int
+    birthday: str  # ISO YYYY-MM-DD
+    signature: str
+    avatar: str
+    crush_receive: bool
+    push_seq: int
+    acked_seq: int
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    kind: str  # "session" or "ticket"
+    user_id: int | None
+    tel: str | None
+    expires_ts: int
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    id: int
+    tel: str
+    purpose: str
+    user_id: int | None
+    code_hash: bytes
+    expires_ts: int
+    attempts: int
+    used: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPush:
+    user_id: int
+    seq: int
+    body: str  # the push as JSON without seq/time/time_ts
+    created_ts: int

@@ -1,0 +1,437 @@
+"""The SQLite store: aiosqlite in WAL mode, one writer, a small pool of readers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from lovewire.storage.base import (
+    CodeRepo,
+    PushRepo,
+    SmsLogRepo,
+    Store,
+    TokenRepo,
+    Unit,
+    UserRepo,
+)
+from lovewire.storage.records import Code, StoredPush, Token, User
+
+__all__ = ["SqliteRepo", "SqliteStore", "SqliteUnit"]
+
+log = logging.getLogger(__name__)
+
+READERS = 2
+
+
+class SqliteRepo:
+    """Base of the SQLite repositories: a connection and three query helpers."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        async with self.db.execute(sql, params) as cur:
+            row: sqlite3.Row | None = await cur.fetchone()
+            return row
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        cur = await self.db.execute(sql, params)
+        await cur.close()
+        return cur  # type: ignore[return-value]
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        tel=row["tel"],
+        nickname=row["nickname"],
+        sex=row["sex"],
+        birthday=row["birthday"],
+        signature=row["signature"],
+        avatar=row["avatar"],
+        crush_receive=bool(row["crush_receive"]),
+        push_seq=row["push_seq"],
+        acked_seq=row["acked_seq"],
+        created_ts=row["created_ts"],
+    )
+
+
+USER_COLUMNS = {"nickname", "sex", "birthday", "signature", "avatar", "tel", "crush_receive"}
+
+
+class SqliteUsers(SqliteRepo, UserRepo):
+    async def get(self, user_id: int) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _user(row) if row else None
+
+    async def by_tel(self, tel: str) -> User | None:
+        row = await self._one("SELECT * FROM users WHERE tel = ?", (tel,))
+        return _user(row) if row else None
+
+    async def get_many(self, user_ids: Iterable[int]) -> dict[int, User]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = await self._all(f"SELECT * FROM users WHERE id IN ({marks})", ids)
+        return {row["id"]: _user(row) for row in rows}
+
+    async def create(self, tel: str, nickname: str, sex: int, birthday: str, now: int) -> User:
+        row = await self._one(
+            "INSERT INTO users (tel, nickname, sex, birthday, created_ts) VALUES (?, ?, ?, ?, ?)"
+            " RETURNING *",
+            (tel, nickname, sex, birthday, now),
+        )
+        assert row is not None
+        return _user(row)
+
+    async def update(self, user_id: int, **fields: Any) -> User:
+        unknown = set(fields) - USER_COLUMNS
+        if unknown:
+            raise ValueError(f"not user columns: {sorted(unknown)}")
+        if fields:
+            sets = ", ".join(f"{name} = ?" for name in fields)
+            await self._exec(f"UPDATE users SET {sets} WHERE id = ?", (*fields.values(), user_id))
+        user = await self.get(user_id)
+        assert user is not None
+        return user
+
+
+def _token(row: sqlite3.Row) -> Token:
+    return Token(
+        id=row["id"],
+        kind=row["kind"],
+        user_id=row["user_id"],
+        tel=row["tel"],
+        expires_ts=row["expires_ts"],
+        revoked=bool(row["revoked"]),
+    )
+
+
+class SqliteTokens(SqliteRepo, TokenRepo):
+    async def create(
+        self,
+        token_hash: bytes,
+        kind: str,
+        user_id: int | None,
+        tel: str | None,
+        expires_ts: int,
+        now: int,
+    ) -> int:
+        cur = await self._exec(
+            "INSERT INTO tokens (hash, kind, user_id, tel, expires_ts, created_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (token_hash, kind, user_id, tel, expires_ts, now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def by_hash(self, token_hash: bytes) -> Token | None:
+        row = await self._one("SELECT * FROM tokens WHERE hash = ?", (token_hash,))
+        return _token(row) if row else None
+
+    async def bind_user(self, token_id: int, user_id: int) -> None:
+        await self._exec("UPDATE tokens SET user_id = ? WHERE id = ?", (user_id, token_id))
+
+    async def revoke(self, token_ids: Iterable[int]) -> None:
+        await self.db.executemany(
+            "UPDATE tokens SET revoked = 1 WHERE id = ?", [(i,) for i in token_ids]
+        )
+
+    async def active_ids(self, user_id: int, now: int) -> list[int]:
+        rows = await self._all(
+            "SELECT id FROM tokens WHERE user_id = ? AND kind = 'session' AND revoked = 0"
+            " AND expires_ts > ?",
+            (user_id, now),
+        )
+        return [row["id"] for row in rows]
+
+
+def _code(row: sqlite3.Row) -> Code:
+    return Code(
+        id=row["id"],
+        tel=row["tel"],
+        purpose=row["purpose"],
+        user_id=row["user_id"],
+        code_hash=row["code_hash"],
+        expires_ts=row["expires_ts"],
+        attempts=row["attempts"],
+        used=bool(row["used"]),
+    )
+
+
+class SqliteCodes(SqliteRepo, CodeRepo):
+    async def add(
+        self,
+        tel: str,
+        purpose: str,
+        user_id: int | None,
+        code_hash: bytes,
+        expires_ts: int,
+        now: int,
+    ) -> int:
+        await self._exec(
+            "UPDATE sms_codes SET used = 1 WHERE tel = ? AND purpose = ? AND used = 0",
+            (tel, purpose),
+        )
+        cur = await self._exec(
+            "INSERT INTO sms_codes (tel, purpose, user_id, code_hash, expires_ts, created_ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (tel, purpose, user_id, code_hash, expires_ts, now),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def pending(
+        self, tel: str, purpose: str, now: int, user_id: int | None = None
+    ) -> Code | None:
+        row = await self._one(
+            "SELECT * FROM sms_codes WHERE tel = ? AND purpose = ? AND used = 0"
+            " AND expires_ts > ? AND (? IS NULL OR user_id = ?)"
+            " ORDER BY id DESC LIMIT 1",
+            (tel, purpose, now, user_id, user_id),
+        )
+        return _code(row) if row else None
+
+    async def fail(self, code_id: int) -> int:
+        row = await self._one(
+            "UPDATE sms_codes SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+            (code_id,),
+        )
+        return int(row["attempts"]) if row else 0
+
+    async def use(self, code_id: int) -> None:
+        await self._exec("UPDATE sms_codes SET used = 1 WHERE id = ?", (code_id,))
+
+    async def delete(self, code_id: int) -> None:
+        await self._exec("DELETE FROM sms_codes WHERE id = ?", (code_id,))
+
+    async def failures_since(self, tel: str, since: int) -> int:
+        row = await self._one(
+            "SELECT COALESCE(SUM(attempts), 0) AS n FROM sms_codes"
+            " WHERE tel = ? AND created_ts >= ?",
+            (tel, since),
+        )
+        return int(row["n"]) if row else 0
+
+
+class SqliteSmsLog(SqliteRepo, SmsLogRepo):
+    async def record(self, tel: str, addr: str, now: int) -> int:
+        cur = await self._exec(
+            "INSERT INTO sms_sends (tel, addr, ts) VALUES (?, ?, ?)", (tel, addr, now)
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def delete(self, send_id: int) -> None:
+        await self._exec("DELETE FROM sms_sends WHERE id = ?", (send_id,))
+
+    async def last_for_tel(self, tel: str) -> int | None:
+        row = await self._one("SELECT MAX(ts) AS ts FROM sms_sends WHERE tel = ?", (tel,))
+        return row["ts"] if row else None
+
+    async def _count(self, where: str, params: Sequence[Any]) -> tuple[int, int | None]:
+        sql = f"SELECT COUNT(*) AS n, MIN(ts) AS first FROM sms_sends WHERE {where}"
+        row = await self._one(sql, params)
+        assert row is not None
+        return int(row["n"]), row["first"]
+
+    async def count_tel(self, tel: str, since: int) -> tuple[int, int | None]:
+        return await self._count("tel = ? AND ts >= ?", (tel, since))
+
+    async def count_addr(self, addr: str, since: int) -> tuple[int, int | None]:
+        return await self._count("addr = ? AND ts >= ?", (addr, since))
+
+    async def count_all(self, since: int) -> tuple[int, int | None]:
+        return await self._count("ts >= ?", (since,))
+
+
+def _push(row: sqlite3.Row) -> StoredPush:
+    return StoredPush(
+        user_id=row["user_id"], seq=row["seq"], body=row["body"], created_ts=row["created_ts"]
+    )
+
+
+class SqlitePushes(SqliteRepo, PushRepo):
+    async def append(self, user_id: int, body: str, now: int) -> StoredPush:
+        row = await self._one(
+            "UPDATE users SET push_seq = push_seq + 1 WHERE id = ? RETURNING push_seq", (user_id,)
+        )
+        if row is None:
+            raise LookupError(f"no user {user_id}")
+        seq = int(row["push_seq"])
+        await self._exec(
+            "INSERT INTO pushes (user_id, seq, body, created_ts) VALUES (?, ?, ?, ?)",
+            (user_id, seq, body, now),
+        )
+        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+
+    async def current_seq(self, user_id: int) -> int:
+        row = await self._one("SELECT push_seq FROM users WHERE id = ?", (user_id,))
+        return int(row["push_seq"]) if row else 0
+
+    async def after(self, user_id: int, after: int, upto: int, limit: int) -> list[StoredPush]:
+        rows = await self._all(
+            "SELECT * FROM pushes WHERE user_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (user_id, after, upto, limit),
+        )
+        return [_push(row) for row in rows]
+
+    async def oldest_seq(self, user_id: int) -> int | None:
+        row = await self._one("SELECT MIN(seq) AS seq FROM pushes WHERE user_id = ?", (user_id,))
+        return row["seq"] if row else None
+
+    async def undelivered(self, user_id: int, upto: int, limit: int) -> list[StoredPush]:
+        rows = await self._all(
+            "SELECT * FROM pushes WHERE user_id = ? AND seq <= ? AND delivered = 0"
+            " ORDER BY seq LIMIT ?",
+            (user_id, upto, limit),
+        )
+        return [_push(row) for row in rows]
+
+    async def mark_delivered(self, pushes: Iterable[tuple[int, int]]) -> None:
+        await self.db.executemany(
+            "UPDATE pushes SET delivered = 1 WHERE user_id = ? AND seq = ?", list(pushes)
+        )
+
+    async def ack(self, user_id: int, seq: int) -> None:
+        await self._exec(
+            "UPDATE users SET acked_seq = MAX(acked_seq, MIN(?, push_seq)) WHERE id = ?",
+            (seq, user_id),
+        )
+
+    async def prune(self, before_ts: int) -> int:
+        cur = await self._exec("DELETE FROM pushes WHERE created_ts < ?", (before_ts,))
+        return cur.rowcount
+
+
+class SqliteUnit(Unit):
+    """The repositories bound to one connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        super().__init__()
+        self.db = db
+        self.users = SqliteUsers(db)
+        self.tokens = SqliteTokens(db)
+        self.codes = SqliteCodes(db)
+        self.sms = SqliteSmsLog(db)
+        self.pushes = SqlitePushes(db)
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    for pragma in (
+        "journal_mode = WAL",
+        "synchronous = FULL",
+        "foreign_keys = ON",
+        "busy_timeout = 5000",
+    ):
+        await db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The numbered migrations shipped with the package, in order: (number, name, sql)."""
+    found = []
+    for item in resources.files("lovewire.storage").joinpath("migrations").iterdir():
+        if item.name.endswith(".sql"):
+            number = int(item.name.split("_", 1)[0])
+            found.append((number, item.name, item.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+class SqliteStore(Store):
+    """A SQLite database file; writes are serialised, reads run beside them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all: list[aiosqlite.Connection] = []
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._writer = await _connect(self.path)
+            self._all.append(self._writer)
+            await self._migrate(self._writer)
+            for _ in range(READERS):
+                reader = await _connect(self.path)
+                self._all.append(reader)
+                self._readers.put_nowait(reader)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        for number, name, sql in migrations():
+            if number <= version:
+                continue
+            log.info("applying migration %s", name)
+            try:
+                await db.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+            except BaseException:
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        connections, self._all = self._all, []
+        self._writer = None
+        for db in connections:
+            await db.close()
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[Unit]:
+        async with self._write_lock:
+            db = self._writer
+            if db is None:
+                raise RuntimeError("store is closed")
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteUnit(db)
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Unit]:
+        db = await self._readers.get()
+        try:
+            await db.execute("BEGIN")
+            try:
+                yield SqliteUnit(db)
+            finally:
+                await db.execute("ROLLBACK")
+        finally:
+            self._readers.put_nowait(db)
+
+    async def healthy(self) -> bool:
+        try:
+            async with self.read() as tx:
+                await tx.pushes.current_seq(0)
+        except Exception:
+            log.exception("database health check failed")
+            return False
+        return True

@@ -1,0 +1,102 @@
+"""Base classes and field types shared by every message."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+__all__ = [
+    "MAX_ID",
+    "ErrorFrame",
+    "Id",
+    "IdOut",
+    "Notify",
+    "Request",
+    "Response",
+    "UnsequencedNotify",
+    "parse_id",
+]
+
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: Any) -> int:
+    """Read an id sent as a decimal string or an int; refuse anything else."""
+    if isinstance(value, bool):
+        raise ValueError("an id is a decimal string or an integer")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            raise ValueError("an id is a decimal string")
+        value = int(text)
+    if not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise ValueError("an id is a positive integer")
+    return value
+
+
+#: An id in a request: a decimal string or an int, read as an int.
+Id = Annotated[int, BeforeValidator(parse_id)]
+
+#: An id in a response or push: always a decimal string on the wire.
+IdOut = Annotated[int, PlainSerializer(str, return_type=str, when_used="always")]
+
+
+def _empty_to_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class Request(BaseModel):
+    """A client request: liberal, unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    #: The `type` of the response frame answering this request.
+    RESPONSE: ClassVar[str]
+    #: True for messages answered by nothing, not even an error (`notify_ack`).
+    SILENT: ClassVar[bool] = False
+
+    type: str
+    token: Annotated[str | None, BeforeValidator(_empty_to_none), Field(max_length=512)] = None
+
+
+class Response(BaseModel):
+    """A response: exact, every one carries success, error_no and err_msg."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    success: bool = True
+    error_no: int = 0
+    err_msg: str = ""
+
+
+class ErrorFrame(BaseModel):
+    """A failed request's response (its own `type`), or `type: error` for unanswerable frames."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "error"
+    success: bool = False
+    error_no: int
+    err_msg: str
+    retry_after: int | None = None
+
+
+class Notify(BaseModel):
+    """A push kept for replay: the server adds `seq`, `time` and `time_ts` when it is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    seq: int = 0
+    time: str = ""
+    time_ts: int = 0
+
+
+class UnsequencedNotify(BaseModel):
+    """A push that is not kept and carries no `seq` (system and session notices)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str

@@ -1,0 +1,27 @@
+"""The app's time and date formats: `YYYY-M-D H:MM` and `YYYY-M-D`, no zero padding."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, tzinfo
+
+__all__ = ["format_app_date", "format_app_time", "parse_app_date"]
+
+
+def format_app_time(ts: float, tz: tzinfo) -> str:
+    """Format Unix seconds as the app shows them, e.g. `2015-8-4 1:44`."""
+    d = datetime.fromtimestamp(ts, tz)
+    return f"{d.year}-{d.month}-{d.day} {d.hour}:{d.minute:02d}"
+
+
+def format_app_date(d: date) -> str:
+    """Format a date as `YYYY-M-D`."""
+    return f"{d.year}-{d.month}-{d.day}"
+
+
+def parse_app_date(text: str) -> date:
+    """Parse `YYYY-M-D` (zero padding allowed); raise ValueError if it is not a real date."""
+    parts = text.strip().split("-")
+    if len(parts) != 3 or not all(p.isdigit() and 0 < len(p) <= 4 for p in parts):
+        raise ValueError("date must be YYYY-M-D")
+    year, month, day = (int(p) for p in parts)
+    return date(year, month, day)

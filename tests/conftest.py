@@ -1,0 +1,215 @@
+"""Fixtures: a real server on ephemeral ports, a stand-in SMS platform, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from websockets.asyncio.client import ClientConnection, connect
+
+from lovewire.app import Lovewire
+from lovewire.clock import ManualClock
+from lovewire.config import Settings
+
+# The settings of the operator's environment must not leak into tests.
+for _name in list(os.environ):
+    if _name.startswith("LOVEWIRE_"):
+        del os.environ[_name]
+
+
+class SmsPlatform:
+    """A real HTTP server on loopback standing in for the SMS provider."""
+
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.status = 200
+        self.hang = False
+        self.auth_headers: list[str | None] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.auth_headers.append(request.headers.get("Authorization"))
+        if self.hang:
+            await asyncio.sleep(3600)
+        if 200 <= self.status < 300:
+            await self.messages.put(body)
+        return web.json_response({"ok": self.status < 300}, status=self.status)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/send", self._receive)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/send"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def code_for(self, tel: str) -> str:
+        """The next code sent, which must be for tel."""
+        message = await asyncio.wait_for(self.messages.get(), 5)
+        assert message["tel"] == tel
+        assert message["code"] in message["text"]
+        return str(message["code"])
+
+
+class Client:
+    """A websockets client that keeps pushes apart from responses."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.pushes: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self) -> dict[str, Any]:
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), 5))
+        assert isinstance(frame, dict)
+        return frame
+
+    async def response(self) -> dict[str, Any]:
+        """The next frame that is not a push (pushes are kept in self.pushes)."""
+        while True:
+            frame = await self.recv()
+            if str(frame.get("type", "")).endswith("_notify"):
+                self.pushes.append(frame)
+                continue
+            return frame
+
+    async def request(self, frame: dict[str, Any] | str) -> dict[str, Any]:
+        await self.send(frame)
+        return await self.response()
+
+    async def push(self) -> dict[str, Any]:
+        """The next push, received earlier or now."""
+        if self.pushes:
+            return self.pushes.pop(0)
+        frame = await self.recv()
+        assert str(frame["type"]).endswith("_notify"), frame
+        return frame
+
+
+class Server:
+    """A running lovewire with helpers to connect and to log users in."""
+
+    def __init__(self, app: Lovewire, sms: SmsPlatform, clock: ManualClock) -> None:
+        self.app = app
+        self.sms = sms
+        self.clock = clock
+        self._tel = 13800000000
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.app.ws_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.app.http_port}"
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[Client]:
+        async with connect(self.ws_url, max_size=None) as ws:
+            yield Client(ws)
+
+    def new_tel(self) -> str:
+        self._tel += 1
+        return str(self._tel)
+
+    async def login_code(self, client: Client, tel: str) -> dict[str, Any]:
+        """Ask for a code and verify it; return the sms_validation_result."""
+        sent = await client.request({"type": "sms_validation_request", "tel": tel})
+        assert sent["success"], sent
+        code = await self.sms.code_for(tel)
+        return await client.request({"type": "sms_validation_code", "code": code})
+
+    async def register(
+        self, client: Client, tel: str | None = None, nickname: str = "zhang"
+    ) -> dict[str, Any]:
+        """Register a new user on client; return the user_register_result."""
+        tel = tel or self.new_tel()
+        result = await self.login_code(client, tel)
+        assert result["success"] and result["registered"] is False, result
+        registered = await client.request(
+            {
+                "type": "user_register_info",
+                "token": result["token"],
+                "nickname": nickname,
+                "sex": 1,
+                "birthday": "1995-3-21",
+            }
+        )
+        assert registered["success"], registered
+        registered["tel"] = tel
+        return registered
+
+    async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                self.http_url + path,
+                data=body if isinstance(body, (str, bytes)) else json.dumps(body),
+            ) as resp,
+        ):
+            text = await resp.text()
+            return resp.status, (json.loads(text) if text else None)
+
+
+@pytest.fixture
+async def sms_platform() -> AsyncIterator[SmsPlatform]:
+    platform = SmsPlatform()
+    await platform.start()
+    yield platform
+    await platform.close()
+
+
+ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_server(
+    tmp_path: Path, sms_platform: SmsPlatform
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start servers on one data dir: `await start_server(**settings)`; stopped at the end."""
+    running: list[Lovewire] = []
+    clock = ManualClock()
+
+    async def start(**overrides: Any) -> Server:
+        values: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "ws_port": 0,
+            "http_port": 0,
+            "data_dir": tmp_path / "data",
+            "sms_provider": "http",
+            "sms_url": sms_platform.url,
+            "lang": "zh",
+        }
+        values.update(overrides)
+        app = Lovewire(Settings(**values), clock=clock)
+        await app.start()
+        running.append(app)
+        return Server(app, sms_platform, clock)
+
+    yield start
+    for app in reversed(running):
+        await app.stop()
+
+
+@pytest.fixture
+async def server(start_server: Callable[..., Any]) -> Server:
+    server: Server = await start_server()
+    return server
