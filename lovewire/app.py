@@ -54,6 +54,7 @@ class Lovewire:
         self.http_port = 0
         self.services: Services | None = None
         self.ws: WsServer | None = None
+        self.recorder: DeliveryRecorder | None = None
         self._stack = AsyncExitStack()
 
     async def start(self) -> None:
@@ -79,7 +80,7 @@ class Lovewire:
                 codes=CodeHasher(load_secret(settings.data_dir / "secret.key")),
             )
             self.services = services
-            recorder = DeliveryRecorder(store)
+            recorder = self.recorder = DeliveryRecorder(store)
             await recorder.start()
             stack.push_async_callback(recorder.close)
             dispatcher = Dispatcher(services, self.registry)

@@ -1,0 +1,152 @@
+"""The operator's view (contract section 7): the CLI, the listening line, signals, schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(rb"^lovewire listening ws://([\d.]+):(\d+) http://([\d.]+):(\d+)$")
+
+
+def _lovewire() -> list[str]:
+    script = Path(sys.executable).parent / "lovewire"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lovewire.cli"]
+
+
+class Process:
+    def __init__(self, proc: asyncio.subprocess.Process, ws_port: int, http_port: int) -> None:
+        self.proc = proc
+        self.ws_port = ws_port
+        self.http_port = http_port
+
+    async def line(self) -> bytes:
+        assert self.proc.stdout is not None
+        return (await asyncio.wait_for(self.proc.stdout.readline(), 10)).rstrip(b"\n")
+
+
+async def _start(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Process:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), 20)).rstrip(b"\n")
+    match = LISTENING.match(first)
+    assert match, first
+    return Process(proc, int(match.group(2)), int(match.group(4)))
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Process]:
+    process = await _start(
+        [
+            *_lovewire(),
+            "serve",
+            "--ws-port",
+            "0",
+            "--http-port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=tmp_path,
+    )
+    yield process
+    if process.proc.returncode is None:
+        process.proc.kill()
+        await process.proc.wait()
+
+
+async def test_serve_console_login_then_sigterm_closes_1001(served: Process) -> None:
+    """Started from the CLI: log in with the console code, then SIGTERM ends it cleanly."""
+    async with connect(f"ws://127.0.0.1:{served.ws_port}") as ws:
+        await ws.send(json.dumps({"type": "sms_validation_request", "tel": "18615794931"}))
+        assert json.loads(await ws.recv())["success"]
+        line = await served.line()
+        assert line.startswith(b"lovewire sms to 18615794931: code "), line
+        code = line.rsplit(b" ", 1)[1].decode()
+        await ws.send(json.dumps({"type": "sms_validation_code", "code": code}))
+        assert json.loads(await ws.recv())["registered"] is False
+        served.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(ws.recv(), 10)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+    assert await asyncio.wait_for(served.proc.wait(), 10) == 0
+
+
+async def test_sigint_exits_zero(served: Process) -> None:
+    """SIGINT stops the server with exit status 0."""
+    served.proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(served.proc.wait(), 10) == 0
+
+
+async def test_server_py_with_toml_env_and_flags(tmp_path: Path) -> None:
+    """python server.py reads the TOML file, then the environment, then flags."""
+    config = tmp_path / "lovewire.toml"
+    config.write_text(f'data_dir = "{tmp_path / "d"}"\nws_port = 1\nhttp_port = 1\nlang = "en"\n')
+    process = await _start(
+        [sys.executable, str(ROOT / "server.py"), "--config", str(config), "--ws-port", "0"],
+        cwd=tmp_path,
+        env={"LOVEWIRE_HTTP_PORT": "0"},
+    )
+    try:
+        async with connect(f"ws://127.0.0.1:{process.ws_port}") as ws:
+            await ws.send('{"type":"logout_request"}')
+            frame = json.loads(await ws.recv())
+            assert frame["error_no"] == 5 and frame["err_msg"].isascii()
+        assert (tmp_path / "d" / "lovewire.db").exists()
+    finally:
+        process.proc.terminate()
+        assert await asyncio.wait_for(process.proc.wait(), 10) == 0
+
+
+async def test_bad_setting_exits_with_message(tmp_path: Path) -> None:
+    """A setting that is not valid stops the start with a message and status 2."""
+    proc = await asyncio.create_subprocess_exec(
+        *_lovewire(),
+        "serve",
+        "--ws-port",
+        "notaport",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 2 and b"ws_port" in err
+
+
+async def test_schema_lists_every_message(tmp_path: Path) -> None:
+    """lovewire schema prints the JSON Schema of every message."""
+    proc = await asyncio.create_subprocess_exec(
+        *_lovewire(),
+        "schema",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0
+    messages = json.loads(out)["messages"]
+    for name in (
+        "SmsValidationRequest",
+        "SmsValidationResult",
+        "UserRegisterInfo",
+        "AuthResponse",
+        "PictureLikeNotify",
+        "ErrorFrame",
+    ):
+        assert name in messages
+    assert messages["SmsValidationResult"]["properties"]["user_id"]["anyOf"][0]["type"] == "string"
