@@ -2,13 +2,13 @@
 
 LovewireError                  error_no, message per language
  ├── CodeMismatch              1
- ├── BadInput                  2  (CannotCrushSelf, TooYoung ...)
+ ├── BadInput                  2  (CannotCrushSelf, SameTel ...)
  ├── BadFrame                  3
  ├── UnknownType               4
  ├── BadToken                  5
  ├── TooFrequent               6  carries retry_after
  ├── SmsFailed                 7
- ├── NotFound                  8
+ ├── NotFound                  8  (CrushNotFound, UserNotFound ...)
  ├── Forbidden                 9
  ├── Conflict                  10 (TelTaken, CrushLimit ...)
  ├── PayloadRefused            11
@@ -26,18 +26,23 @@ __all__ = [
     "BadFrame",
     "BadInput",
     "BadToken",
+    "CannotCrushSelf",
     "CodeExpired",
     "CodeMismatch",
     "Conflict",
+    "CrushLimit",
+    "CrushNotFound",
     "Forbidden",
     "Internal",
     "LovewireError",
     "NotFound",
     "PayloadRefused",
+    "SameTel",
     "SmsFailed",
     "TelTaken",
     "TooFrequent",
     "UnknownType",
+    "UserNotFound",
 ]
 
 
@@ -70,6 +75,16 @@ class BadInput(LovewireError):
     error_no = ErrorCode.BAD_INPUT
     zh = "输入无效"
     en = "input not valid"
+
+
+class CannotCrushSelf(BadInput):
+    zh = "不能暗恋自己"
+    en = "you cannot name your own tel"
+
+
+class SameTel(BadInput):
+    zh = "新号码与当前号码相同"
+    en = "the new tel is your current tel"
 
 
 class BadFrame(LovewireError):
@@ -112,6 +127,16 @@ class NotFound(LovewireError):
     en = "not found"
 
 
+class CrushNotFound(NotFound):
+    zh = "暗恋名单中没有这个号码"
+    en = "this tel is not on your crush list"
+
+
+class UserNotFound(NotFound):
+    zh = "用户不存在"
+    en = "no such user"
+
+
 class Forbidden(LovewireError):
     error_no = ErrorCode.FORBIDDEN
     zh = "没有权限"
@@ -127,6 +152,11 @@ class Conflict(LovewireError):
 class TelTaken(Conflict):
     zh = "该手机号已注册"
     en = "this tel is already registered"
+
+
+class CrushLimit(Conflict):
+    zh = "暗恋名单已满：最多9个号码，30天内最多添加9个新号码"
+    en = "crush limit: at most 9 crushes, and at most 9 new tels in 30 days"
 
 
 class PayloadRefused(LovewireError):

@@ -12,9 +12,19 @@ from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from lovewire.storage.records import Code, StoredPush, Token, User
+from lovewire.storage.records import Code, Crush, StoredPush, TelChange, Token, User
 
-__all__ = ["CodeRepo", "PushRepo", "SmsLogRepo", "Store", "TokenRepo", "Unit", "UserRepo"]
+__all__ = [
+    "CodeRepo",
+    "CrushRepo",
+    "PushRepo",
+    "SmsLogRepo",
+    "Store",
+    "TelChangeRepo",
+    "TokenRepo",
+    "Unit",
+    "UserRepo",
+]
 
 
 class UserRepo(ABC):
@@ -147,6 +157,69 @@ class PushRepo(ABC):
     async def prune(self, before_ts: int) -> int: ...
 
 
+class CrushRepo(ABC):
+    """Secret crushes. Only active ones are ever seen: matched ones, and unmatched ones whose
+    90 days started at or after `fresh` (the caller's now minus the crush lifetime)."""
+
+    @abstractmethod
+    async def get(self, user_id: int, crush_tel: str, fresh: int) -> Crush | None:
+        """The user's active crush on crush_tel."""
+
+    @abstractmethod
+    async def of_user(self, user_id: int, fresh: int) -> list[Crush]:
+        """The user's active crushes, newest first."""
+
+    @abstractmethod
+    async def add(self, user_id: int, crush_tel: str, words: str, now: int, fresh: int) -> Crush:
+        """Add a crush (replacing an expired one on the same tel) and log the tel as added."""
+
+    @abstractmethod
+    async def remove(self, crush: Crush, now: int) -> None:
+        """Delete a crush; its match ends and the other crush's 90 days start again."""
+
+    @abstractmethod
+    async def count_of_user(self, user_id: int, fresh: int) -> int: ...
+
+    @abstractmethod
+    async def tels_added_since(self, user_id: int, since: int) -> set[str]:
+        """Distinct tels the user added since `since`, removed ones included."""
+
+    @abstractmethod
+    async def pending_from(self, admirer_tel: str, crush_tel: str, fresh: int) -> Crush | None:
+        """The active, unmatched crush of the user holding admirer_tel on crush_tel."""
+
+    @abstractmethod
+    async def naming(self, crush_tel: str, fresh: int) -> list[Crush]:
+        """Active crushes naming crush_tel, matched ones included."""
+
+    @abstractmethod
+    async def count_naming(self, crush_tel: str, fresh: int) -> int: ...
+
+    @abstractmethod
+    async def match(self, first: Crush, second: Crush, now: int) -> None:
+        """Record that two crushes matched (at most once per crush and per pair of users)."""
+
+    @abstractmethod
+    async def last_notice(self, admirer_id: int, crush_tel: str) -> int | None:
+        """When the holder of crush_tel was last told of this admirer's crush."""
+
+    @abstractmethod
+    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, now: int) -> None: ...
+
+
+class TelChangeRepo(ABC):
+    """Pending phone number changes, one per user."""
+
+    @abstractmethod
+    async def put(self, user_id: int, new_tel: str, old_tel: str, now: int) -> None: ...
+
+    @abstractmethod
+    async def get(self, user_id: int) -> TelChange | None: ...
+
+    @abstractmethod
+    async def delete(self, user_id: int) -> None: ...
+
+
 class Unit(ABC):
     """One transaction and its repositories."""
 
@@ -155,6 +228,8 @@ class Unit(ABC):
     codes: CodeRepo
     sms: SmsLogRepo
     pushes: PushRepo
+    crushes: CrushRepo
+    tel_changes: TelChangeRepo
 
     def __init__(self) -> None:
         #: Pushes appended in this unit, published once it has committed.

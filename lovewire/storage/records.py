@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Code", "StoredPush", "Token", "User"]
+__all__ = ["Code", "Crush", "StoredPush", "TelChange", "Token", "User"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,4 +49,23 @@ class StoredPush:
     user_id: int
     seq: int
     body: str  # the push as JSON without seq/time/time_ts
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Crush:
+    id: int
+    user_id: int  # the admirer
+    crush_tel: str
+    words: str
+    created_ts: int
+    since_ts: int  # start of the 90 days within which it must match
+    matched: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TelChange:
+    user_id: int
+    new_tel: str
+    old_tel: str
     created_ts: int

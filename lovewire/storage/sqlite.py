@@ -328,6 +328,10 @@ class SqliteUnit(Unit):
         self.codes = SqliteCodes(db)
         self.sms = SqliteSmsLog(db)
         self.pushes = SqlitePushes(db)
+        from lovewire.storage import sqlite_crush  # here: it imports SqliteRepo from this module
+
+        self.crushes = sqlite_crush.SqliteCrushes(db)
+        self.tel_changes = sqlite_crush.SqliteTelChanges(db)
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:

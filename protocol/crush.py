@@ -1,0 +1,87 @@
+"""Secret crush (暗恋) messages (section 4.3)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.base import Request, Response
+
+__all__ = [
+    "CrushAddRequest",
+    "CrushAddResponse",
+    "CrushItem",
+    "CrushListRequest",
+    "CrushListResponse",
+    "CrushReceivedRequest",
+    "CrushReceivedResponse",
+    "CrushRemoveRequest",
+    "CrushRemoveResponse",
+]
+
+CrushTel = Annotated[str, Field(min_length=1, max_length=32)]
+#: Crush words: 0..100 characters (section 2).
+CrushWords = Annotated[str | None, Field(max_length=100)]
+
+
+class CrushAddRequest(Request):
+    """Name a tel I secretly like, with optional words shown only on a match."""
+
+    RESPONSE: ClassVar[str] = "crush_add_response"
+    type: Literal["crush_add_request"] = "crush_add_request"
+    crush_tel: CrushTel
+    words: CrushWords = None
+
+
+class CrushAddResponse(Response):
+    type: Literal["crush_add_response"] = "crush_add_response"
+    matched: bool
+
+
+class CrushListRequest(Request):
+    """List my active crushes."""
+
+    RESPONSE: ClassVar[str] = "crush_list_response"
+    type: Literal["crush_list_request"] = "crush_list_request"
+
+
+class CrushItem(BaseModel):
+    """One crush of mine, as the list shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    crush_tel: str
+    words: str
+    add_time: str
+    add_time_ts: int
+    matched: bool
+
+
+class CrushListResponse(Response):
+    type: Literal["crush_list_response"] = "crush_list_response"
+    crushes: list[CrushItem]
+
+
+class CrushRemoveRequest(Request):
+    """Take a tel off my list; a match with it ends."""
+
+    RESPONSE: ClassVar[str] = "crush_remove_response"
+    type: Literal["crush_remove_request"] = "crush_remove_request"
+    crush_tel: CrushTel
+
+
+class CrushRemoveResponse(Response):
+    type: Literal["crush_remove_response"] = "crush_remove_response"
+
+
+class CrushReceivedRequest(Request):
+    """How many people have an active crush on me."""
+
+    RESPONSE: ClassVar[str] = "crush_received_response"
+    type: Literal["crush_received_request"] = "crush_received_request"
+
+
+class CrushReceivedResponse(Response):
+    type: Literal["crush_received_response"] = "crush_received_response"
+    count: int

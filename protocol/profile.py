@@ -1,0 +1,77 @@
+"""Profile (个人资料) messages (section 4.4)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.base import Id, IdOut, Request, Response
+from protocol.session import Birthdate
+
+__all__ = [
+    "OwnProfile",
+    "ProfileRequest",
+    "ProfileResponse",
+    "ProfileUpdateRequest",
+    "ProfileUpdateResponse",
+    "PublicProfile",
+]
+
+
+class OwnProfile(BaseModel):
+    """My own profile: every field, the birthday and the tel included."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: IdOut
+    nickname: str
+    sex: int
+    birthday: str
+    signature: str
+    avatar: str
+    tel: str
+
+
+class PublicProfile(BaseModel):
+    """Another user's public fields: an age, never the birthday or the tel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: IdOut
+    nickname: str
+    sex: int
+    age: int
+    signature: str
+    avatar: str
+
+
+class ProfileRequest(Request):
+    """My profile, or with `user_id` another user's public one."""
+
+    RESPONSE: ClassVar[str] = "profile_response"
+    type: Literal["profile_request"] = "profile_request"
+    user_id: Id | None = None
+
+
+class ProfileResponse(Response):
+    type: Literal["profile_response"] = "profile_response"
+    profile: OwnProfile | PublicProfile
+
+
+class ProfileUpdateRequest(Request):
+    """Change the given fields of my profile; `avatar` is a data URI ("" removes it)."""
+
+    RESPONSE: ClassVar[str] = "profile_update_response"
+    type: Literal["profile_update_request"] = "profile_update_request"
+    nickname: Annotated[str | None, Field(max_length=64)] = None
+    sex: Literal[0, 1] | None = None
+    birthday: Annotated[str | None, Field(max_length=16)] = None
+    birthdate: Birthdate | None = None
+    signature: str | None = None
+    avatar: str | None = None
+
+
+class ProfileUpdateResponse(Response):
+    type: Literal["profile_update_response"] = "profile_update_response"
+    profile: OwnProfile

@@ -1,0 +1,60 @@
+"""Settings (设置) messages: phone number change and crush messages (section 4.5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from protocol.base import Request, Response
+from protocol.session import Code
+
+__all__ = [
+    "CrushSettingRequest",
+    "CrushSettingResponse",
+    "TelChangeCode",
+    "TelChangeRequest",
+    "TelChangeResult",
+    "TelChangeSend",
+]
+
+
+class TelChangeRequest(Request):
+    """Start moving my account to `new_tel`: a code goes to it and one to my current tel."""
+
+    RESPONSE: ClassVar[str] = "tel_change_send"
+    type: Literal["tel_change_request"] = "tel_change_request"
+    new_tel: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class TelChangeSend(Response):
+    type: Literal["tel_change_send"] = "tel_change_send"
+
+
+class TelChangeCode(Request):
+    """Finish the change with the code sent to the new tel and the one sent to the old."""
+
+    RESPONSE: ClassVar[str] = "tel_change_result"
+    type: Literal["tel_change_code"] = "tel_change_code"
+    code: Code
+    old_code: Code
+
+
+class TelChangeResult(Response):
+    type: Literal["tel_change_result"] = "tel_change_result"
+    token: str
+    token_expire: str
+    token_expire_ts: int
+
+
+class CrushSettingRequest(Request):
+    """Receive anonymous crush notices or not (matches always come)."""
+
+    RESPONSE: ClassVar[str] = "crush_setting_response"
+    type: Literal["crush_setting_request"] = "crush_setting_request"
+    receive: bool
+
+
+class CrushSettingResponse(Response):
+    type: Literal["crush_setting_response"] = "crush_setting_response"
+    receive: bool
