@@ -58,6 +58,9 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if level.upper() != "DEBUG":
+        # One line per socket opened and closed is too much at thousands of sockets.
+        logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
 async def serve(settings: Settings) -> None:
