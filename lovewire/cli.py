@@ -43,8 +43,10 @@ def schema() -> dict[str, Any]:
 
     messages: dict[str, Any] = {}
     for model in all_messages():
-        mode = "validation" if issubclass(model, Request) else "serialization"
-        messages[model.__name__] = model.model_json_schema(mode=mode)
+        if issubclass(model, Request):
+            messages[model.__name__] = model.model_json_schema(mode="validation")
+        else:
+            messages[model.__name__] = model.model_json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "lovewire messages",

@@ -134,7 +134,9 @@ class HttpServer:
         if token and request.headers.get("Authorization") == f"Bearer {token}":
             return True
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        return bool(peer) and peer[0] in LOOPBACK and "X-Forwarded-For" not in request.headers
+        if not peer or "X-Forwarded-For" in request.headers:
+            return False
+        return str(peer[0]) in LOOPBACK
 
     async def metrics(self, request: web.Request) -> web.Response:
         if not self._is_admin(request):

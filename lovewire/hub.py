@@ -119,7 +119,7 @@ class LocalHub(Hub):
         if not subs:
             return
         wanted = None if token_ids is None else set(token_ids)
-        frame = SessionEndNotify(reason=reason).model_dump_json()  # type: ignore[arg-type]
+        frame = SessionEndNotify.model_validate({"reason": reason}).model_dump_json()
         for sub in list(subs):
             if sub is keep or (wanted is not None and sub.token_id not in wanted):
                 continue

@@ -1,0 +1,146 @@
+"""Shared bench helpers: start a real server process, register users through the real flow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import resource
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+LISTENING = re.compile(r"^lovewire listening ws://([\d.]+):(\d+) http://([\d.]+):(\d+)$")
+CODE = re.compile(r"^lovewire sms to (\S+): code (\d{6})$")
+
+#: Flags that lift the anti-pumping limits, so that a bench can register many users.
+BENCH_FLAGS = [
+    "--sms-interval",
+    "0",
+    "--sms-tel-hourly",
+    "1000000",
+    "--sms-tel-daily",
+    "1000000",
+    "--sms-addr-hourly",
+    "100000000",
+    "--sms-global-hourly",
+    "100000000",
+    "--requests-per-second",
+    "1000000",
+    "--sockets-per-user",
+    "100000",
+    "--sockets-per-addr",
+    "1000000",
+    "--log-level",
+    "warning",
+]
+
+
+def raise_fd_limit() -> int:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+@dataclass
+class BenchServer:
+    proc: asyncio.subprocess.Process
+    ws_url: str
+    http_url: str
+    codes: dict[str, asyncio.Future[str]]
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    async def stop(self) -> None:
+        self.proc.terminate()
+        await self.proc.wait()
+
+
+async def start_server(*extra: str) -> BenchServer:
+    data = tempfile.mkdtemp(prefix="lovewire-bench-")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lovewire.cli",
+        "serve",
+        "--ws-port",
+        "0",
+        "--http-port",
+        "0",
+        "--data-dir",
+        data,
+        *BENCH_FLAGS,
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        limit=2**20,
+    )
+    assert proc.stdout is not None
+    match = LISTENING.match((await proc.stdout.readline()).decode().strip())
+    assert match, "server did not start"
+    server = BenchServer(
+        proc, f"ws://127.0.0.1:{match.group(2)}", f"http://127.0.0.1:{match.group(4)}", {}
+    )
+    asyncio.get_running_loop().create_task(_read_codes(server))
+    return server
+
+
+async def _read_codes(server: BenchServer) -> None:
+    assert server.proc.stdout is not None
+    while line := await server.proc.stdout.readline():
+        match = CODE.match(line.decode().strip())
+        if match:
+            fut = server.codes.setdefault(
+                match.group(1), asyncio.get_running_loop().create_future()
+            )
+            if not fut.done():
+                fut.set_result(match.group(2))
+
+
+async def call(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
+    await ws.send(json.dumps(frame))
+    while True:
+        reply = json.loads(await ws.recv())
+        if not reply["type"].endswith("_notify"):
+            return reply  # type: ignore[no-any-return]
+
+
+async def register(server: BenchServer, tel: str, nickname: str = "bench") -> dict[str, Any]:
+    """Register one user through SMS and registration; return the registration result."""
+    async with connect(server.ws_url) as ws:
+        fut = server.codes.setdefault(tel, asyncio.get_running_loop().create_future())
+        sent = await call(ws, {"type": "sms_validation_request", "tel": tel})
+        assert sent["success"], sent
+        code = await asyncio.wait_for(fut, 10)
+        ticket = await call(ws, {"type": "sms_validation_code", "code": code})
+        reg = await call(
+            ws,
+            {
+                "type": "user_register_info",
+                "token": ticket["token"],
+                "nickname": nickname,
+                "sex": 1,
+                "birthday": "1990-1-1",
+            },
+        )
+        assert reg["success"], reg
+        return reg
+
+
+async def register_many(
+    server: BenchServer, count: int, start: int = 13000000000
+) -> list[dict[str, Any]]:
+    sem = asyncio.Semaphore(50)
+
+    async def one(i: int) -> dict[str, Any]:
+        async with sem:
+            return await register(server, str(start + i), f"u{i}")
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
