@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from handlers import auth, registration
+from handlers import auth, crush, profile, registration, settings
 from lovewire.registry import HandlerTable
 
 __all__ = ["TABLES"]
 
-TABLES: tuple[HandlerTable, ...] = (auth.table, registration.table)
+TABLES: tuple[HandlerTable, ...] = (
+    auth.table,
+    registration.table,
+    crush.table,
+    profile.table,
+    settings.table,
+)

@@ -39,6 +39,8 @@ __all__ = [
     "CODE_TTL",
     "TICKET_TTL",
     "check_code",
+    "check_sms_limits",
+    "check_socket_interval",
     "issue_session",
     "parse_tel",
     "send_code",
@@ -77,6 +79,34 @@ async def _check_daily_failures(ctx: Context, tx: Unit, tel: str, now: int) -> N
         raise TooFrequent(start + DAY - now, "too many wrong codes for this tel today")
 
 
+def check_socket_interval(ctx: Context) -> None:
+    """TooFrequent if this socket got a code less than LOVEWIRE_SMS_INTERVAL ago."""
+    session = ctx.session
+    now = ctx.now()
+    interval = ctx.settings.sms_interval
+    if session.sms_at is not None and now - session.sms_at < interval:
+        raise TooFrequent(session.sms_at + interval - now, "one code per socket per interval")
+
+
+async def check_sms_limits(ctx: Context, tx: Unit, tel: str) -> None:
+    """TooFrequent if a code to tel now would break a rule of 3.1 or section 7."""
+    settings = ctx.settings
+    now = ctx.now()
+    interval = settings.sms_interval
+    await _check_daily_failures(ctx, tx, tel, now)
+    last = await tx.sms.last_for_tel(tel)
+    if last is not None and now - last < interval:
+        raise TooFrequent(last + interval - now, "one code per tel per interval")
+    for (count, oldest), cap, window in (
+        (await tx.sms.count_tel(tel, now - HOUR), settings.sms_tel_hourly, HOUR),
+        (await tx.sms.count_tel(tel, now - DAY), settings.sms_tel_daily, DAY),
+        (await tx.sms.count_addr(ctx.session.addr, now - HOUR), settings.sms_addr_hourly, HOUR),
+        (await tx.sms.count_all(now - HOUR), settings.sms_global_hourly, HOUR),
+    ):
+        if count >= cap:
+            raise TooFrequent((oldest or now) + window - now, "SMS cap reached")
+
+
 async def send_code(
     ctx: Context, tel: str, purpose: str, user_id: int | None = None, *, check_socket: bool = True
 ) -> None:
@@ -84,23 +114,11 @@ async def send_code(
     settings = ctx.settings
     session = ctx.session
     now = ctx.now()
-    interval = settings.sms_interval
-    if check_socket and session.sms_at is not None and now - session.sms_at < interval:
-        raise TooFrequent(session.sms_at + interval - now, "one code per socket per interval")
+    if check_socket:
+        check_socket_interval(ctx)
     code = new_code()
     async with ctx.unit() as tx:
-        await _check_daily_failures(ctx, tx, tel, now)
-        last = await tx.sms.last_for_tel(tel)
-        if last is not None and now - last < interval:
-            raise TooFrequent(last + interval - now, "one code per tel per interval")
-        for (count, oldest), cap, window in (
-            (await tx.sms.count_tel(tel, now - HOUR), settings.sms_tel_hourly, HOUR),
-            (await tx.sms.count_tel(tel, now - DAY), settings.sms_tel_daily, DAY),
-            (await tx.sms.count_addr(session.addr, now - HOUR), settings.sms_addr_hourly, HOUR),
-            (await tx.sms.count_all(now - HOUR), settings.sms_global_hourly, HOUR),
-        ):
-            if count >= cap:
-                raise TooFrequent((oldest or now) + window - now, "SMS cap reached")
+        await check_sms_limits(ctx, tx, tel)
         send_id = await tx.sms.record(tel, session.addr, now)
         code_id = await tx.codes.add(
             tel, purpose, user_id, ctx.services.codes.hash(tel, code), now + CODE_TTL, now
@@ -120,9 +138,16 @@ async def send_code(
 
 
 async def check_code(
-    ctx: Context, tx: Unit, tel: str, purpose: str, code: str, user_id: int | None = None
+    ctx: Context,
+    tx: Unit,
+    tel: str,
+    purpose: str,
+    code: str,
+    user_id: int | None = None,
+    *,
+    consume: bool = True,
 ) -> bool:
-    """Check a code inside tx; True if it matched (and is now used).
+    """Check a code inside tx; True if it matched (and is now used, if `consume`).
 
     A wrong code is counted in tx and reported by returning False, so that the caller
     commits the count before raising CodeMismatch.
@@ -135,7 +160,8 @@ async def check_code(
     if not ctx.services.codes.matches(tel, code, pending.code_hash):
         await tx.codes.fail(pending.id)
         return False
-    await tx.codes.use(pending.id)
+    if consume:
+        await tx.codes.use(pending.id)
     return True
 
 

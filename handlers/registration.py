@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from handlers.auth import app_time, issue_session
+from handlers.crush import claim_tel
 from lovewire.context import Context
 from lovewire.errors import BadInput, BadToken
 from lovewire.registry import HandlerTable
@@ -54,7 +55,8 @@ def check_birthday(ctx: Context, text: str | None, parts: tuple[int, int, int] |
 
 
 async def tel_claimed(ctx: Context, tx: Unit, user: User) -> None:
-    """A tel has just become this user's (registration or phone change): a hook for crushes."""
+    """A tel has just become this user's (registration or phone change): crushes fire."""
+    await claim_tel(ctx, tx, user)
 
 
 @table.handles(UserRegisterInfo, auth="self")
