@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers import auth, crush, profile, registration, settings
+from handlers import auth, crush, pictures, profile, registration, settings
 from lovewire.registry import HandlerTable
 
 __all__ = ["TABLES"]
@@ -13,4 +13,5 @@ TABLES: tuple[HandlerTable, ...] = (
     crush.table,
     profile.table,
     settings.table,
+    pictures.table,
 )

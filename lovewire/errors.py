@@ -29,14 +29,17 @@ __all__ = [
     "CannotCrushSelf",
     "CodeExpired",
     "CodeMismatch",
+    "CommentNotFound",
     "Conflict",
     "CrushLimit",
     "CrushNotFound",
     "Forbidden",
     "Internal",
     "LovewireError",
+    "NotAuthor",
     "NotFound",
     "PayloadRefused",
+    "PictureNotFound",
     "SameTel",
     "SmsFailed",
     "TelTaken",
@@ -137,10 +140,25 @@ class UserNotFound(NotFound):
     en = "no such user"
 
 
+class PictureNotFound(NotFound):
+    zh = "图片不存在"
+    en = "picture not found"
+
+
+class CommentNotFound(NotFound):
+    zh = "评论不存在"
+    en = "comment not found"
+
+
 class Forbidden(LovewireError):
     error_no = ErrorCode.FORBIDDEN
     zh = "没有权限"
     en = "permission denied"
+
+
+class NotAuthor(Forbidden):
+    zh = "只能删除自己的图片或评论"
+    en = "only the author or the picture's owner may delete this"
 
 
 class Conflict(LovewireError):

@@ -57,7 +57,9 @@ class Request(BaseModel):
     SILENT: ClassVar[bool] = False
 
     type: str
-    token: Annotated[str | None, BeforeValidator(_empty_to_none), Field(max_length=512)] = None
+    token: Annotated[
+        Annotated[str, Field(max_length=512)] | None, BeforeValidator(_empty_to_none)
+    ] = None
 
 
 class Response(BaseModel):

@@ -8,15 +8,26 @@ records from `lovewire.storage.records`. A PostgreSQL store implements the same 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from lovewire.storage.records import Code, Crush, StoredPush, TelChange, Token, User
+from lovewire.storage.records import (
+    Code,
+    Crush,
+    FeedPost,
+    Picture,
+    PictureComment,
+    StoredPush,
+    TelChange,
+    Token,
+    User,
+)
 
 __all__ = [
     "CodeRepo",
     "CrushRepo",
+    "PictureRepo",
     "PushRepo",
     "SmsLogRepo",
     "Store",
@@ -220,6 +231,97 @@ class TelChangeRepo(ABC):
     async def delete(self, user_id: int) -> None: ...
 
 
+class PictureRepo(ABC):
+    """The picture community: posts, likes, comments, and the actions rate-limited per user.
+
+    A reply's `parent_id` is the top-level comment it is filed under (never a reply).
+    """
+
+    @abstractmethod
+    async def create(
+        self, owner_id: int, path: str, words: str, client_msg_id: str | None, now: int
+    ) -> Picture: ...
+
+    @abstractmethod
+    async def get(self, picture_id: int) -> Picture | None: ...
+
+    @abstractmethod
+    async def by_client_msg_id(self, owner_id: int, client_msg_id: str) -> Picture | None: ...
+
+    @abstractmethod
+    async def delete(self, picture_id: int) -> None:
+        """Delete a post with its likes and comments (not its file)."""
+
+    @abstractmethod
+    async def feed(self, viewer_id: int, before: int | None, limit: int) -> list[FeedPost]:
+        """Posts with id < before (all without it), newest first, at most `limit`; one query."""
+
+    @abstractmethod
+    async def comments_of(
+        self, picture_ids: Sequence[int], per_picture: int, before: int | None = None
+    ) -> list[PictureComment]:
+        """The newest `per_picture` top-level comments of each picture (with id < before),
+        by picture then oldest first; one query."""
+
+    @abstractmethod
+    async def replies_of(
+        self, comment_ids: Sequence[int], per_comment: int
+    ) -> list[PictureComment]:
+        """The newest `per_comment` replies filed under each comment, by comment then
+        oldest first; one query."""
+
+    @abstractmethod
+    async def like(self, picture_id: int, user_id: int, now: int) -> bool:
+        """Like once; True if this like is new."""
+
+    @abstractmethod
+    async def unlike(self, picture_id: int, user_id: int) -> bool:
+        """True if there was a like to remove."""
+
+    @abstractmethod
+    async def like_count(self, picture_id: int) -> int: ...
+
+    @abstractmethod
+    async def mark_like_notified(self, picture_id: int, user_id: int) -> bool:
+        """Remember that the owner was told of this user's like; False if already told."""
+
+    @abstractmethod
+    async def add_comment(
+        self,
+        picture_id: int,
+        author_id: int,
+        msg: str,
+        parent_id: int | None,
+        reply_to: int | None,
+        client_msg_id: str | None,
+        now: int,
+    ) -> PictureComment: ...
+
+    @abstractmethod
+    async def get_comment(self, comment_id: int) -> PictureComment | None: ...
+
+    @abstractmethod
+    async def comment_by_client_msg_id(
+        self, author_id: int, client_msg_id: str
+    ) -> PictureComment | None: ...
+
+    @abstractmethod
+    async def delete_comment(self, comment_id: int) -> None:
+        """Delete a comment and the replies filed under it."""
+
+    @abstractmethod
+    async def path_in_use(self, path: str) -> bool:
+        """Whether a post or a user's avatar still refers to a stored file."""
+
+    @abstractmethod
+    async def actions_since(self, user_id: int, kind: str, since: int) -> tuple[int, int | None]:
+        """The user's actions of a kind at or after `since`, and the oldest of them."""
+
+    @abstractmethod
+    async def record_action(self, user_id: int, kind: str, now: int, forget_before: int) -> None:
+        """Count one action; forget the user's actions of that kind before forget_before."""
+
+
 class Unit(ABC):
     """One transaction and its repositories."""
 
@@ -230,6 +332,7 @@ class Unit(ABC):
     pushes: PushRepo
     crushes: CrushRepo
     tel_changes: TelChangeRepo
+    pictures: PictureRepo
 
     def __init__(self) -> None:
         #: Pushes appended in this unit, published once it has committed.

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Code", "Crush", "StoredPush", "TelChange", "Token", "User"]
+__all__ = [
+    "Code",
+    "Crush",
+    "FeedPost",
+    "Picture",
+    "PictureComment",
+    "StoredPush",
+    "TelChange",
+    "Token",
+    "User",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +79,42 @@ class TelChange:
     new_tel: str
     old_tel: str
     created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Picture:
+    id: int
+    owner_id: int
+    path: str  # relative to the media directory: ab/<sha256>.<ext>
+    words: str
+    client_msg_id: str | None
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPost:
+    """A picture as the feed shows it, with its counts for one viewer."""
+
+    id: int
+    owner_id: int
+    owner_nickname: str
+    path: str
+    words: str
+    created_ts: int
+    like_count: int
+    comment_count: int  # top-level comments
+    liked_by_me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PictureComment:
+    id: int
+    picture_id: int
+    parent_id: int | None  # the top-level comment a reply is filed under; None if top-level
+    reply_to: int | None  # the comment replied to (top-level or a reply); None if top-level
+    author_id: int
+    author_nickname: str
+    msg: str
+    client_msg_id: str | None
+    created_ts: int
+    reply_count: int  # replies filed under it (0 for a reply)

@@ -332,6 +332,9 @@ class SqliteUnit(Unit):
 
         self.crushes = sqlite_crush.SqliteCrushes(db)
         self.tel_changes = sqlite_crush.SqliteTelChanges(db)
+        from lovewire.storage import sqlite_pictures
+
+        self.pictures = sqlite_pictures.SqlitePictures(db)
 
 
 async def _connect(path: Path) -> aiosqlite.Connection:
