@@ -35,7 +35,9 @@ class HttpServer:
         self.dispatcher = dispatcher
         self._runner: web.AppRunner | None = None
         settings = services.settings
-        self.app = web.Application(client_max_size=settings.max_upload * 4 // 3 + 65536)
+        # base64 is 4/3 of the picture; the app's JSON adds an escaped line break every 76
+        # characters and escapes every "/": leave room for both.
+        self.app = web.Application(client_max_size=settings.max_upload * 3 // 2 + 65536)
         self.app.add_routes(
             [
                 web.post("/api", self.api),
@@ -83,7 +85,9 @@ class HttpServer:
             payload = await self._read_json(request)
         except web.HTTPRequestEntityTooLarge:
             exc = PayloadRefused("request body too large")
-            return _json(_error_frame(force_type or "error", exc.error_no, exc.message(lang)), 413)
+            route = self.dispatcher.registry.get(force_type) if force_type else None
+            type_ = route.model.RESPONSE if route is not None else "error"
+            return _json(_error_frame(type_, exc.error_no, exc.message(lang)), 413)
         except (ValueError, RecursionError):
             exc2 = BadFrame()
             return _json(_error_frame("error", exc2.error_no, exc2.message(lang)))

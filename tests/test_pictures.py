@@ -114,6 +114,15 @@ async def get(server: Server, path: str) -> tuple[int, str, bytes]:
         return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
 
 
+async def post_bytes(server: Server, path: str, body: bytes) -> tuple[int, Any]:
+    """POST a large body as a stream."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.http_url + path, data=io.BytesIO(body)) as resp,
+    ):
+        return resp.status, json.loads(await resp.text())
+
+
 async def no_push_pending(client: Client) -> None:
     """Assert nothing was pushed to client: a push would arrive before this ping's answer."""
     pong = await client.request({"type": "ping_request"})
@@ -673,3 +682,33 @@ async def test_picture_delete_shared_file_kept_while_used(server: Server) -> Non
         assert (await get(server, path))[0] == 200
         await b.request({"type": "picture_delete_request", "picture_id": second["picture_id"]})
         assert (await get(server, path))[0] == 404
+
+
+async def test_upload_legacy_route_max_size_app_encoding_accepted(
+    start_server: Callable[..., Any],
+) -> None:
+    """A picture of exactly max_upload bytes fits in the app's line-broken, escaped JSON body."""
+    raw = _noise_png(900)
+    server: Server = await start_server(max_upload=len(raw))
+    async with server.connect() as a:
+        reg = await server.register(a)
+    body = json.dumps(
+        {
+            "token": reg["token"],
+            "words": "big",
+            "picture": "data:image/png;base64," + base64.encodebytes(raw).decode(),
+        }
+    ).replace("/", "\\/")
+    assert len(body) > len(raw) * 4 // 3 + 65536
+    status, done = await post_bytes(server, "/index.php?r=picture/upload", body.encode())
+    assert status == 200 and done["success"], done
+
+
+async def test_upload_legacy_route_body_over_limit_413_error_11(
+    start_server: Callable[..., Any],
+) -> None:
+    """A body far over the size limit gets HTTP 413 with the error-11 frame."""
+    server: Server = await start_server(max_upload=4096)
+    status, done = await post_bytes(server, "/index.php?r=picture/upload", b"x" * 200_000)
+    assert status == 413
+    assert (done["type"], done["error_no"]) == ("picture_upload_response", 11)
