@@ -14,19 +14,21 @@ DAY = 86400
 NOTICE_KEYS = {"type", "count", "seq", "time", "time_ts"}
 
 
-async def user(server: Server, stack: AsyncExitStack, nickname: str = "zhang") -> Client:
-    """A registered, logged-in client; its registration result is in `client.reg`."""
+class Person(Client):
+    """A registered, logged-in client and who it is."""
+
+    tel = ""
+    user_id = ""
+    token = ""
+
+
+async def user(server: Server, stack: AsyncExitStack, nickname: str = "zhang") -> Person:
+    """Register a new user on a new socket."""
     client = await stack.enter_async_context(server.connect())
-    client.reg = await server.register(client, nickname=nickname)  # type: ignore[attr-defined]
-    return client
-
-
-def tel(client: Client) -> str:
-    return str(client.reg["tel"])  # type: ignore[attr-defined]
-
-
-def uid(client: Client) -> str:
-    return str(client.reg["user_id"])  # type: ignore[attr-defined]
+    person = Person(client.ws)
+    reg = await server.register(person, nickname=nickname)
+    person.tel, person.user_id, person.token = reg["tel"], reg["user_id"], reg["token"]
+    return person
 
 
 async def add(client: Client, crush_tel: str, words: str = "") -> dict[str, Any]:
@@ -49,7 +51,7 @@ async def test_crush_mutual_either_order_both_told(server: Server, first: int) -
         people = [await user(server, stack, "wang"), await user(server, stack, "li")]
         a, b = people[first], people[1 - first]
         names = ["wang", "li"]
-        one = await add(a, tel(b), "from a")
+        one = await add(a, b.tel, "from a")
         assert one == {
             "type": "crush_add_response",
             "success": True,
@@ -59,12 +61,12 @@ async def test_crush_mutual_either_order_both_told(server: Server, first: int) -
         }
         notice = await b.push()
         assert notice["type"] == "crush_notify" and notice["count"] == 1
-        two = await add(b, tel(a), "from b")
+        two = await add(b, a.tel, "from b")
         assert two["success"] and two["matched"] is True
         to_a, to_b = await a.push(), await b.push()
         assert to_a["type"] == to_b["type"] == "crush_match_notify"
-        assert (to_a["user_id"], to_a["tel"], to_a["words"]) == (uid(b), tel(b), "from b")
-        assert (to_b["user_id"], to_b["tel"], to_b["words"]) == (uid(a), tel(a), "from a")
+        assert (to_a["user_id"], to_a["tel"], to_a["words"]) == (b.user_id, b.tel, "from b")
+        assert (to_b["user_id"], to_b["tel"], to_b["words"]) == (a.user_id, a.tel, "from a")
         assert (to_a["nickname"], to_b["nickname"]) == (names[1 - first], names[first])
         for c in (a, b):
             listed = await c.request({"type": "crush_list_request"})
@@ -78,7 +80,7 @@ async def test_crush_notice_registered_or_not_same_frames(server: Server) -> Non
         admirer, target = await user(server, stack, "admirer"), await user(server, stack)
         nobody = server.new_tel()
         frames = []
-        for crush_tel in (tel(target), nobody):
+        for crush_tel in (target.tel, nobody):
             frames.append(
                 [
                     await add(admirer, crush_tel, "hi"),
@@ -106,16 +108,16 @@ async def test_crush_notice_once_a_day_even_after_readd(server: Server) -> None:
             await user(server, stack),
             await user(server, stack),
         )
-        await add(a, tel(target))
+        await add(a, target.tel)
         assert (await target.push())["count"] == 1
-        await a.request({"type": "crush_remove_request", "crush_tel": tel(target)})
-        await add(a, tel(target))
+        await a.request({"type": "crush_remove_request", "crush_tel": target.tel})
+        await add(a, target.tel)
         assert await quiet(target) == []
-        await add(b, tel(target))
+        await add(b, target.tel)
         assert (await target.push())["count"] == 2
         server.clock.advance(DAY)
-        await a.request({"type": "crush_remove_request", "crush_tel": tel(target)})
-        await add(a, tel(target))
+        await a.request({"type": "crush_remove_request", "crush_tel": target.tel})
+        await add(a, target.tel)
         assert (await target.push())["count"] == 2
 
 
@@ -125,10 +127,10 @@ async def test_crush_setting_off_notices_stop_matches_come(server: Server) -> No
         a, b = await user(server, stack), await user(server, stack)
         off = await b.request({"type": "crush_setting_request", "receive": False})
         assert off["success"] and off["receive"] is False
-        assert (await add(a, tel(b)))["matched"] is False
+        assert (await add(a, b.tel))["matched"] is False
         assert await quiet(b) == []
         assert (await b.request({"type": "crush_received_request"}))["count"] == 1
-        assert (await add(b, tel(a)))["matched"] is True
+        assert (await add(b, a.tel))["matched"] is True
         assert (await b.push())["type"] == "crush_match_notify"
         assert (await a.push())["type"] == "crush_match_notify"
 
@@ -152,23 +154,23 @@ async def test_crush_pending_matches_on_phone_change(server: Server) -> None:
         a, c = await user(server, stack, "a"), await user(server, stack, "c")
         new = server.new_tel()
         await add(a, new, "for the new number")
-        await add(c, tel(a), "c likes a")
+        await add(c, a.tel, "c likes a")
         assert (await a.push())["type"] == "crush_notify"
         server.clock.advance(61)
         assert (await c.request({"type": "tel_change_request", "new_tel": new}))["success"]
-        code, old_code = await server.sms.code_for(new), await server.sms.code_for(tel(c))
+        code, old_code = await server.sms.code_for(new), await server.sms.code_for(c.tel)
         done = await c.request({"type": "tel_change_code", "code": code, "old_code": old_code})
         assert done["success"], done
         to_a, to_c = await a.push(), await c.push()
         assert (to_a["type"], to_a["user_id"], to_a["tel"], to_a["words"]) == (
             "crush_match_notify",
-            uid(c),
+            c.user_id,
             new,
             "c likes a",
         )
         assert (to_c["user_id"], to_c["tel"], to_c["words"]) == (
-            uid(a),
-            tel(a),
+            a.user_id,
+            a.tel,
             "for the new number",
         )
 
@@ -200,13 +202,13 @@ async def test_crush_unmatched_after_90_days_expires(start_server: Any) -> None:
     server: Server = await start_server(token_days=365)
     async with AsyncExitStack() as stack:
         a, b = await user(server, stack), await user(server, stack)
-        await add(a, tel(b))
+        await add(a, b.tel)
         assert (await b.push())["type"] == "crush_notify"
         server.clock.advance(91 * DAY)
         assert (await a.request({"type": "crush_list_request"}))["crushes"] == []
         assert (await b.request({"type": "crush_received_request"}))["count"] == 0
-        assert (await add(b, tel(a)))["matched"] is False
-        gone = await a.request({"type": "crush_remove_request", "crush_tel": tel(b)})
+        assert (await add(b, a.tel))["matched"] is False
+        gone = await a.request({"type": "crush_remove_request", "crush_tel": b.tel})
         assert gone["error_no"] == 8
 
 
@@ -214,7 +216,7 @@ async def test_crush_racing_mutual_adds_match_exactly_once(server: Server) -> No
     """Two users adding each other at the same instant end matched once, each told once."""
     async with AsyncExitStack() as stack:
         a, b = await user(server, stack), await user(server, stack)
-        one, two = await asyncio.gather(add(a, tel(b)), add(b, tel(a)))
+        one, two = await asyncio.gather(add(a, b.tel), add(b, a.tel))
         assert sorted([one["matched"], two["matched"]]) == [False, True]
         for c in (a, b):
             types = [p["type"] for p in await quiet(c)]
@@ -227,10 +229,10 @@ async def test_crush_remove_matched_ends_match_silently(server: Server) -> None:
     """Removing a matched crush unmatches both; the other is not told."""
     async with AsyncExitStack() as stack:
         a, b = await user(server, stack), await user(server, stack)
-        await add(a, tel(b))
-        await add(b, tel(a))
+        await add(a, b.tel)
+        await add(b, a.tel)
         await quiet(a), await quiet(b)
-        gone = await a.request({"type": "crush_remove_request", "crush_tel": tel(b)})
+        gone = await a.request({"type": "crush_remove_request", "crush_tel": b.tel})
         assert gone == {
             "type": "crush_remove_response",
             "success": True,
@@ -256,7 +258,7 @@ async def test_crush_add_own_tel_is_error_2(server: Server) -> None:
     """Naming one's own tel, in any accepted shape, is error 2."""
     async with AsyncExitStack() as stack:
         a = await user(server, stack)
-        t = tel(a)
+        t = a.tel
         assert (await add(a, f"+86 {t[:3]}-{t[3:7]}-{t[7:]}"))["error_no"] == 2
 
 
@@ -278,9 +280,9 @@ async def test_crush_notice_reaches_every_socket_of_user(server: Server) -> None
     async with AsyncExitStack() as stack:
         a, b = await user(server, stack), await user(server, stack)
         b2 = await stack.enter_async_context(server.connect())
-        token = b.reg["token"]  # type: ignore[attr-defined]
+        token = b.token
         assert (await b2.request({"type": "auth_request", "token": token}))["success"]
-        await add(a, tel(b))
+        await add(a, b.tel)
         first, second = await b.push(), await b2.push()
         assert first == second and first["type"] == "crush_notify"
 
@@ -289,7 +291,7 @@ async def test_crush_over_http_needs_token(server: Server) -> None:
     """Crush messages work over POST /api with a token, and without one are error 5."""
     async with AsyncExitStack() as stack:
         a = await user(server, stack)
-        token = a.reg["token"]  # type: ignore[attr-defined]
+        token = a.token
         other = server.new_tel()
         body = {"type": "crush_add_request", "crush_tel": other, "token": token}
         status, frame = await server.post("/api", body)
