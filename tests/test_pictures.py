@@ -104,7 +104,7 @@ async def feed(client: Client, **extra: Any) -> dict[str, Any]:
     return await client.request({"type": "picture_info_request", **extra})
 
 
-async def comment(client: Client, picture_id: str, msg: str, **extra: Any) -> dict[str, Any]:
+async def comment(client: Client, picture_id: str | int, msg: str, **extra: Any) -> dict[str, Any]:
     frame = {"type": "picture_comment_request", "picture_id": picture_id, "msg": msg, **extra}
     return await client.request(frame)
 
