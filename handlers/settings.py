@@ -71,7 +71,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
     user_id = ctx.user_id
     now = ctx.now()
     failures: list[LovewireError] = []
-    async with ctx.store.unit() as tx:
+    async with ctx.unit() as tx:
         change = await tx.tel_changes.get(user_id)
         me = await tx.users.get(user_id)
         if me is None:
@@ -108,9 +108,8 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
         # The wrong attempts are committed; the first error in contract order wins.
         raise min(failures, key=lambda exc: ERROR_PRECEDENCE.index(exc.error_no))
     ctx.session.log_in(login)
+    # Pushes go out after the response, so the sockets logged out here get none of them.
     ctx.hub.end_sessions(user_id, revoked, "tel_changed", keep=ctx.session)
-    # Published only now, so that the sockets just logged out get none of these pushes.
-    ctx.hub.publish(tx.new_pushes)
     return TelChangeResult(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )

@@ -86,11 +86,10 @@ class Context:
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
-        """A write transaction; the pushes it stored are published once it commits."""
+        """A write transaction; the pushes it stored go out after the request's response."""
         async with self.store.unit() as tx:
             yield tx
-        if tx.new_pushes:
-            self.hub.publish(tx.new_pushes)
+        self.session.outbox.extend(tx.new_pushes)
 
     async def push(self, tx: Unit, user_id: int, notify: Notify) -> StoredPush:
         """Store a push for user_id in tx; it is delivered after the commit."""

@@ -119,6 +119,12 @@ class Dispatcher:
         if route.auth == "user" and session.login is None:
             raise BadToken("not logged in")
 
+    def publish_outbox(self, session: Session) -> None:
+        """Deliver the pushes the session's last request committed (after its response)."""
+        if session.outbox:
+            pushes, session.outbox = session.outbox, []
+            self.services.hub.publish(pushes)
+
     def _rate_limit(self, session: Session) -> None:
         now = self.services.clock.now()
         if session.bucket is None:

@@ -96,7 +96,9 @@ class HttpServer:
             return _json(_error_frame("error", exc3.error_no, exc3.message(lang)))
         if force_type is not None:
             payload["type"] = force_type
-        frame = await self.dispatcher.dispatch_object(payload, self._session(request))
+        session = self._session(request)
+        frame = await self.dispatcher.dispatch_object(payload, session)
+        self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)
         return _json(frame)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from lovewire.storage.records import StoredPush
+
 __all__ = ["Login", "Replay", "Session", "TokenBucket"]
 
 _ids = itertools.count(1)
@@ -67,6 +69,8 @@ class Session:
         self.sms_at: float | None = None
         self.bucket: TokenBucket | None = None
         self.replay: Replay | None = None
+        #: Pushes committed by this session's request, published after its response.
+        self.outbox: list[StoredPush] = []
 
     @property
     def user_id(self) -> int | None:

@@ -19,12 +19,12 @@ MODULES = (session, pushes, crush, profile, settings, pictures)
 
 def all_messages() -> list[type[BaseModel]]:
     """Return every concrete message model (requests, responses, pushes, the error frame)."""
-    bases = {Request, Response, Notify, UnsequencedNotify}
+    bases = (Request, Response, Notify, UnsequencedNotify)
     found: list[type[BaseModel]] = [ErrorFrame]
     for module in MODULES:
         for name in module.__all__:
             obj = getattr(module, name)
-            if isinstance(obj, type) and issubclass(obj, tuple(bases)) and obj not in bases:
+            if isinstance(obj, type) and issubclass(obj, bases) and obj not in bases:
                 found.append(obj)
     return found
 

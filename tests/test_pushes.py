@@ -19,13 +19,15 @@ async def push(server: Server, user_id: str, count: int = 1, nickname: str = "li
     """Store and publish `count` pushes for the user through the engine's own path."""
     services = server.app.services
     assert services is not None
-    ctx = Context(services, Session("test"))
+    session = Session("test")
+    ctx = Context(services, session)
     async with ctx.unit() as tx:
         for i in range(count):
             notify = PictureLikeNotify(
                 picture_id=1, user_id=2, nickname=nickname, picture_like_num=str(i + 1)
             )
             await ctx.push(tx, int(user_id), notify)
+    services.hub.publish(session.outbox)
 
 
 async def collect(client: Client, count: int) -> list[dict[str, Any]]:
@@ -165,3 +167,18 @@ async def test_stalled_socket_closed_others_keep_receiving(start_server: Any) ->
             assert stalled.close_code == 1013
         assert seen < 500, "the stalled socket was never closed"
         assert (await reader.request({"type": "ping_request"}))["success"]
+
+
+async def test_push_to_caller_comes_after_its_response(server: Server) -> None:
+    """A push caused by a request reaches the caller's socket after that request's response."""
+    async with server.connect() as a, server.connect() as b:
+        reg_a = await server.register(a)
+        reg_b = await server.register(b)
+        assert (await a.request({"type": "crush_add_request", "crush_tel": reg_b["tel"]}))[
+            "success"
+        ]
+        assert (await b.push())["type"] == "crush_notify"
+        await b.send({"type": "crush_add_request", "crush_tel": reg_a["tel"]})
+        first, second = await b.recv(), await b.recv()
+        assert first["type"] == "crush_add_response" and first["matched"] is True
+        assert second["type"] == "crush_match_notify" and second["user_id"] == reg_a["user_id"]
