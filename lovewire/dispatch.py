@@ -52,14 +52,23 @@ class Dispatcher:
         self.services = services
         self.registry = registry
 
-    async def dispatch(self, raw: str | bytes, session: Session) -> str | None:
-        """Answer one frame with one frame (None only for silent messages)."""
+    async def dispatch(
+        self, raw: str | bytes, session: Session, *, force_type: str | None = None
+    ) -> str | None:
+        """Answer one frame with one frame (None only for silent messages).
+
+        `force_type` routes the frame whatever its `type` says (the legacy upload route).
+        """
         try:
-            payload = json.loads(raw)
+            # strict=False: raw line breaks inside strings (hand-built JSON around
+            # Android's line-broken base64) are read, not refused.
+            payload = json.loads(raw, strict=False)
         except (ValueError, RecursionError):
-            return self._error("error", BadFrame())
+            return self.error_frame("error", BadFrame())
         if not isinstance(payload, dict):
-            return self._error("error", BadFrame())
+            return self.error_frame("error", BadFrame())
+        if force_type is not None:
+            payload["type"] = force_type
         return await self.dispatch_object(payload, session)
 
     async def dispatch_object(self, payload: dict[str, Any], session: Session) -> str | None:
@@ -67,7 +76,7 @@ class Dispatcher:
         type_ = payload.get("type")
         route = self.registry.get(type_) if isinstance(type_, str) else None
         if route is None:
-            return self._error("error", UnknownType())
+            return self.error_frame("error", UnknownType())
         self.services.metrics.requests[route.type] += 1
         request_id = payload.get("id")
         try:
@@ -87,12 +96,12 @@ class Dispatcher:
         except LovewireError as exc:
             if route.model.SILENT:
                 return None
-            return _with_id(self._error(route.model.RESPONSE, exc), request_id)
+            return _with_id(self.error_frame(route.model.RESPONSE, exc), request_id)
         except Exception:
             log.exception("handler for %s failed", route.type)
             if route.model.SILENT:
                 return None
-            return _with_id(self._error(route.model.RESPONSE, Internal()), request_id)
+            return _with_id(self.error_frame(route.model.RESPONSE, Internal()), request_id)
         if response is None:
             return None
         return _with_id(_render(response), request_id)
@@ -133,7 +142,8 @@ class Dispatcher:
         if wait:
             raise TooFrequent(wait, "too many requests on this connection")
 
-    def _error(self, type_: str, exc: LovewireError) -> str:
+    def error_frame(self, type_: str, exc: LovewireError) -> str:
+        """The error frame answering a request of response type `type_`."""
         self.services.metrics.errors[int(exc.error_no)] += 1
         frame = ErrorFrame(
             type=type_,

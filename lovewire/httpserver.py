@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from typing import Any
 
 from aiohttp import web
 
 from lovewire.addresses import client_address
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
-from lovewire.errors import BadFrame, PayloadRefused
+from lovewire.errors import PayloadRefused
 from lovewire.session import Session
 from protocol.pushes import SystemNotify
 
@@ -74,30 +72,16 @@ class HttpServer:
             )
         )
 
-    async def _read_json(self, request: web.Request) -> Any:
-        """The body as JSON; raises HTTPRequestEntityTooLarge or ValueError."""
-        body = await request.read()
-        return json.loads(body)
-
     async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
-        lang = self.services.settings.lang
         try:
-            payload = await self._read_json(request)
+            body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            exc = PayloadRefused("request body too large")
             route = self.dispatcher.registry.get(force_type) if force_type else None
             type_ = route.model.RESPONSE if route is not None else "error"
-            return _json(_error_frame(type_, exc.error_no, exc.message(lang)), 413)
-        except (ValueError, RecursionError):
-            exc2 = BadFrame()
-            return _json(_error_frame("error", exc2.error_no, exc2.message(lang)))
-        if not isinstance(payload, dict):
-            exc3 = BadFrame()
-            return _json(_error_frame("error", exc3.error_no, exc3.message(lang)))
-        if force_type is not None:
-            payload["type"] = force_type
+            frame = self.dispatcher.error_frame(type_, PayloadRefused("request body too large"))
+            return _json(frame, 413)
         session = self._session(request)
-        frame = await self.dispatcher.dispatch_object(payload, session)
+        frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
         self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)
@@ -168,10 +152,3 @@ class HttpServer:
 
 def _json(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="application/json", charset="utf-8")
-
-
-def _error_frame(type_: str, error_no: int, err_msg: str) -> str:
-    return json.dumps(
-        {"type": type_, "success": False, "error_no": error_no, "err_msg": err_msg},
-        ensure_ascii=False,
-    )

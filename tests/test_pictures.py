@@ -311,6 +311,20 @@ async def test_upload_legacy_route_accepts_app_body(server: Server) -> None:
     assert (await get(server, done["picture_content"]))[1] == "image/jpeg"
 
 
+async def test_upload_legacy_route_raw_line_breaks_in_json_accepted(server: Server) -> None:
+    """A hand-built body with raw (unescaped) line breaks inside the base64 still posts."""
+    async with server.connect() as a:
+        reg = await server.register(a)
+        encoded = base64.encodebytes(picture()).decode()
+        assert "\n" in encoded
+        body = (
+            '{"type":"picture_upload_request","token":"' + reg["token"] + '","words":"hi",'
+            '"picture":"data:image/jpeg;base64,' + encoded + '"}'
+        )
+        status, done = await server.post("/index.php?r=picture/upload", body)
+        assert status == 200 and done["success"], done
+
+
 async def test_upload_public_url_makes_absolute_content(start_server: Callable[..., Any]) -> None:
     """With LOVEWIRE_PUBLIC_URL set, picture_content is an absolute URL."""
     server: Server = await start_server(public_url="https://pics.example/")
