@@ -33,10 +33,19 @@ def _valid_id(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, str):
-        return len(value) <= MAX_ID_CHARS
+        # A lone surrogate (a JSON `\ud800` escape) cannot be written back as UTF-8.
+        return len(value) <= MAX_ID_CHARS and _encodable(value)
     if isinstance(value, int):
         return len(str(value)) <= MAX_ID_CHARS
     return False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _with_id(frame: str, request_id: Any) -> str:

@@ -123,3 +123,16 @@ async def test_http_body_too_large_is_413_with_error_11(start_server: Any) -> No
     server: Server = await start_server(max_upload=1024)
     status, frame = await server.post("/api", '{"type":"ping_request","p":"' + "x" * 100_000 + '"}')
     assert status == 413 and frame["error_no"] == 11
+
+
+async def test_id_with_lone_surrogate_is_error_2_and_socket_stays_open(server: Server) -> None:
+    """An id that cannot be written back as UTF-8 is error 2, not echoed; the socket lives."""
+    raw = '{"type": "ping_request", "id": "\\ud800"}'
+    async with server.connect() as c:
+        frame = await c.request(raw)
+        assert frame["type"] == "ping_response" and frame["error_no"] == 2
+        assert "id" not in frame
+        pong = await c.request({"type": "ping_request", "id": "after"})
+        assert pong["id"] == "after"
+    status, body = await server.post("/api", raw)
+    assert status == 200 and body["error_no"] == 2 and "id" not in body
