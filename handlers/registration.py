@@ -44,7 +44,7 @@ def check_birthday(ctx: Context, text: str | None, parts: tuple[int, int, int] |
             birthday = date(*parts)
         else:
             raise BadInput("birthday is required")
-    except ValueError:
+    except (ValueError, OverflowError):  # date() overflows on numbers beyond a C int
         raise BadInput("birthday must be a real date YYYY-M-D") from None
     from datetime import datetime
 

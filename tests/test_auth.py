@@ -360,6 +360,8 @@ async def test_register_ticket_twice_same_user(server: Server) -> None:
         {"nickname": "z", "sex": 2, "birthday": "1995-3-21"},
         {"nickname": "z", "sex": 1, "birthday": "1995-2-30"},
         {"nickname": "z", "sex": 1, "birthday": "2020-1-1"},
+        {"nickname": "z", "sex": 1, "birthdate": {"year": 2**63, "month": 1, "day": 1}},
+        {"nickname": "z", "sex": 1, "birthdate": {"year": 1995, "month": 2**40, "day": 1}},
         {"nickname": "z", "sex": 1},
         {"sex": 1, "birthday": "1995-3-21"},
     ],

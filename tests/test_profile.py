@@ -96,6 +96,8 @@ async def test_profile_update_out_of_range_is_error_2_and_changes_nothing(server
             {"signature": "s" * 101},
             {"birthday": "2015-2-30"},
             {"birthday": f"{date.today().year - 10}-1-1"},
+            {"birthdate": {"year": 2**63, "month": 1, "day": 1}},
+            {"birthdate": {"year": 1995, "month": 3, "day": -(2**40)}},
             {"sex": 2},
             {"nickname": "ok", "signature": "s" * 101},
         ):
