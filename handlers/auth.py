@@ -6,7 +6,6 @@ from datetime import datetime, time
 
 from lovewire.context import Context
 from lovewire.errors import (
-    BadInput,
     BadToken,
     CodeExpired,
     CodeMismatch,
@@ -42,7 +41,6 @@ __all__ = [
     "check_sms_limits",
     "check_socket_interval",
     "issue_session",
-    "parse_tel",
     "send_code",
     "table",
 ]
@@ -56,16 +54,6 @@ MAX_DAILY_FAILURES = 20
 HOUR = 3600
 DAY = 86400
 LOGIN = "login"
-
-
-def parse_tel(ctx: Context, text: str) -> str:
-    """The stored form of a tel; BadInput if it is not an accepted number."""
-    from lovewire.tel import normalize_tel
-
-    tel = normalize_tel(text, international=ctx.settings.sms_international)
-    if tel is None:
-        raise BadInput("not an accepted phone number")
-    return tel
 
 
 def _day_start(ctx: Context, now: int) -> int:
@@ -182,7 +170,7 @@ def app_time(ctx: Context, ts: int) -> str:
 @table.handles(SmsValidationRequest, auth="lenient")
 async def request_sms_code(ctx: Context, req: SmsValidationRequest) -> SmsValidationSend:
     """Send a login code to the tel."""
-    tel = parse_tel(ctx, req.tel)
+    tel = req.tel
     await send_code(ctx, tel, LOGIN)
     ctx.session.sms_tel = tel
     return SmsValidationSend()
@@ -191,7 +179,7 @@ async def request_sms_code(ctx: Context, req: SmsValidationRequest) -> SmsValida
 @table.handles(SmsValidationCode, auth="lenient")
 async def verify_sms_code(ctx: Context, req: SmsValidationCode) -> SmsValidationResult:
     """Check the code; log a registered tel in, give a new tel a registration ticket."""
-    tel = parse_tel(ctx, req.tel) if req.tel is not None else ctx.session.sms_tel
+    tel = req.tel if req.tel is not None else ctx.session.sms_tel
     if tel is None:
         raise CodeExpired("no code was asked for on this socket")
     now = ctx.now()

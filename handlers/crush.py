@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.auth import DAY, app_time, parse_tel
+from handlers.auth import DAY, app_time
 from lovewire.context import Context
 from lovewire.errors import CannotCrushSelf, CrushLimit, CrushNotFound, UserNotFound
 from lovewire.registry import HandlerTable
@@ -101,7 +101,7 @@ async def add_crush(ctx: Context, req: CrushAddRequest) -> CrushAddResponse:
     The same queries run whether or not the tel is registered, so neither the answer nor
     its timing tells the admirer.
     """
-    tel = parse_tel(ctx, req.crush_tel)
+    tel = req.crush_tel
     now = ctx.now()
     fresh = _fresh(ctx)
     async with ctx.unit() as tx:
@@ -148,7 +148,7 @@ async def list_crushes(ctx: Context, req: CrushListRequest) -> CrushListResponse
 @table.handles(CrushRemoveRequest)
 async def remove_crush(ctx: Context, req: CrushRemoveRequest) -> CrushRemoveResponse:
     """Take a tel off my list; a match with it ends silently for both."""
-    tel = parse_tel(ctx, req.crush_tel)
+    tel = req.crush_tel
     async with ctx.unit() as tx:
         crush = await tx.crushes.get(ctx.user_id, tel, _fresh(ctx))
         if crush is None:

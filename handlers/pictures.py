@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from lovewire.context import Context
 from lovewire.errors import (
-    BadInput,
     CommentNotFound,
     Internal,
     NotAuthor,
@@ -245,8 +244,6 @@ async def unlike_picture(ctx: Context, req: PictureUnlikeRequest) -> PictureUnli
 @table.handles(PictureCommentRequest)
 async def comment_picture(ctx: Context, req: PictureCommentRequest) -> PictureCommentResponse:
     """Comment on a picture or reply to a comment; tell the owner and the one answered."""
-    if not req.msg.strip():
-        raise BadInput("msg must not be blank")
     user_id = ctx.user_id
     now = ctx.now()
     key = req.client_msg_id

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime
 
-from handlers.registration import age_on, check_birthday, check_nickname
 from lovewire.context import Context
-from lovewire.errors import BadInput, UserNotFound
+from lovewire.errors import UserNotFound
 from lovewire.images import image_url, store_image
 from lovewire.registry import HandlerTable
 from lovewire.storage.records import User
 from protocol.profile import (
+    SIGNATURE_MAX,
     OwnProfile,
     ProfileRequest,
     ProfileResponse,
@@ -19,13 +19,11 @@ from protocol.profile import (
     ProfileUpdateResponse,
     PublicProfile,
 )
-from protocol.times import format_app_date
+from protocol.times import age_on, format_app_date
 
 __all__ = ["SIGNATURE_MAX", "table"]
 
 table = HandlerTable()
-
-SIGNATURE_MAX = 100
 
 
 def _avatar(ctx: Context, user: User) -> str:
@@ -74,19 +72,16 @@ async def get_profile(ctx: Context, req: ProfileRequest) -> ProfileResponse:
 @table.handles(ProfileUpdateRequest)
 async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpdateResponse:
     """Change the given fields; the avatar is stored like a picture."""
+    # The fields were checked when the request was validated (lengths, a real date, age).
     fields: dict[str, object] = {}
     if req.nickname is not None:
-        fields["nickname"] = check_nickname(req.nickname)
+        fields["nickname"] = req.nickname
     if req.sex is not None:
         fields["sex"] = req.sex
-    if req.birthday is not None or req.birthdate is not None:
-        parts = (
-            (req.birthdate.year, req.birthdate.month, req.birthdate.day) if req.birthdate else None
-        )
-        fields["birthday"] = check_birthday(ctx, req.birthday, parts).isoformat()
+    born = req.born
+    if born is not None:
+        fields["birthday"] = born.isoformat()
     if req.signature is not None:
-        if len(req.signature) > SIGNATURE_MAX:
-            raise BadInput("signature must be at most 100 characters")
         fields["signature"] = req.signature
     user_id = ctx.user_id
     if req.avatar == "":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from handlers.auth import app_time, issue_session
 from handlers.crush import claim_tel
 from lovewire.context import Context
@@ -13,45 +11,10 @@ from lovewire.security import hash_token
 from lovewire.storage.base import Unit
 from lovewire.storage.records import User
 from protocol.session import UserRegisterInfo, UserRegisterResult
-from protocol.times import parse_app_date
 
-__all__ = ["age_on", "check_birthday", "check_nickname", "table", "tel_claimed"]
+__all__ = ["table", "tel_claimed"]
 
 table = HandlerTable()
-
-NICKNAME_MAX = 20
-
-
-def check_nickname(nickname: str) -> str:
-    """A nickname of 1..20 characters (surrounding blanks dropped)."""
-    nickname = nickname.strip()
-    if not 1 <= len(nickname) <= NICKNAME_MAX:
-        raise BadInput("nickname must be 1 to 20 characters")
-    return nickname
-
-
-def age_on(birthday: date, today: date) -> int:
-    """Whole years from birthday to today."""
-    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))
-
-
-def check_birthday(ctx: Context, text: str | None, parts: tuple[int, int, int] | None) -> date:
-    """A real past date, old enough for LOVEWIRE_MIN_AGE."""
-    try:
-        if text is not None:
-            birthday = parse_app_date(text)
-        elif parts is not None:
-            birthday = date(*parts)
-        else:
-            raise BadInput("birthday is required")
-    except (ValueError, OverflowError):  # date() overflows on numbers beyond a C int
-        raise BadInput("birthday must be a real date YYYY-M-D") from None
-    from datetime import datetime
-
-    today = datetime.fromtimestamp(ctx.now(), ctx.settings.zone).date()
-    if birthday.year < 1900 or age_on(birthday, today) < ctx.settings.min_age:
-        raise BadInput(f"users must be at least {ctx.settings.min_age} years old")
-    return birthday
 
 
 async def tel_claimed(ctx: Context, tx: Unit, user: User) -> None:
@@ -70,16 +33,15 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
     usable = record is not None and not record.revoked and record.expires_ts > now
     updating = usable and record is not None and record.kind == "session"
 
+    # The fields were checked when the request was validated (nickname trimmed, age).
     fields: dict[str, object] = {}
     if req.nickname is not None:
-        fields["nickname"] = check_nickname(req.nickname)
+        fields["nickname"] = req.nickname
     if req.sex is not None:
         fields["sex"] = req.sex
-    if req.birthday is not None or req.birthdate is not None:
-        parts = (
-            (req.birthdate.year, req.birthdate.month, req.birthdate.day) if req.birthdate else None
-        )
-        fields["birthday"] = check_birthday(ctx, req.birthday, parts).isoformat()
+    born = req.born
+    if born is not None:
+        fields["birthday"] = born.isoformat()
     if not updating and not {"nickname", "sex", "birthday"} <= fields.keys():
         raise BadInput("nickname, sex and birthday are required")
     if not usable or record is None:

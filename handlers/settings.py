@@ -8,7 +8,6 @@ from handlers.auth import (
     check_sms_limits,
     check_socket_interval,
     issue_session,
-    parse_tel,
     send_code,
 )
 from handlers.crush import claim_tel
@@ -45,7 +44,7 @@ TEL_OLD = "tel_old"
 @table.handles(TelChangeRequest)
 async def request_tel_change(ctx: Context, req: TelChangeRequest) -> TelChangeSend:
     """Send a code to the new tel and one to the current tel; remember the change."""
-    new_tel = parse_tel(ctx, req.new_tel)
+    new_tel = req.new_tel
     user_id = ctx.user_id
     async with ctx.store.read() as tx:
         me = await tx.users.get(user_id)

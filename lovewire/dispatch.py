@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from lovewire.errors import (
 )
 from lovewire.registry import Registry, Route
 from lovewire.session import Session, TokenBucket
-from protocol.base import ErrorFrame, Request, Response
+from protocol.base import ErrorFrame, Request, Response, Rules
 
 __all__ = ["Dispatcher"]
 
@@ -95,7 +96,7 @@ class Dispatcher:
             if "id" in payload and payload["id"] is None:
                 raise BadInput("id must not be null")
             try:
-                request = route.model.model_validate(payload)
+                request = route.model.model_validate(payload, context=self._rules())
             except ValidationError as exc:
                 raise BadInput(_describe(exc)) from None
             ctx = Context(self.services, session)
@@ -114,6 +115,12 @@ class Dispatcher:
         if response is None:
             return None
         return _with_id(_render(response), request_id)
+
+    def _rules(self) -> Rules:
+        """The server's rules a request's fields are checked against while validated."""
+        settings = self.services.settings
+        today = datetime.fromtimestamp(self.services.clock.now(), settings.zone).date()
+        return Rules(settings.sms_international, settings.min_age, today)
 
     async def _authenticate(self, route: Route, request: Request, ctx: Context) -> None:
         session = ctx.session

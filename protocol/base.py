@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+)
 
 __all__ = [
     "MAX_ID",
@@ -14,8 +23,10 @@ __all__ = [
     "Notify",
     "Request",
     "Response",
+    "Rules",
     "UnsequencedNotify",
     "parse_id",
+    "rules_of",
 ]
 
 MAX_ID = 2**63 - 1
@@ -40,6 +51,26 @@ Id = Annotated[int, BeforeValidator(parse_id)]
 
 #: An id in a response or push: always a decimal string on the wire.
 IdOut = Annotated[int, PlainSerializer(str, return_type=str, when_used="always")]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The server's rules that input validation needs, given as the validation context.
+
+    Every check of a request's own fields happens while it is validated, so a field that
+    is not valid is error 2 before any token is looked at (section 2: 2 before 5).
+    """
+
+    #: Accept non-mainland E.164 tels (LOVEWIRE_SMS_INTERNATIONAL).
+    international: bool = False
+    #: Youngest age allowed (LOVEWIRE_MIN_AGE), and the server's date to count it on.
+    min_age: int = 18
+    today: date | None = None
+
+
+def rules_of(info: ValidationInfo) -> Rules:
+    """The rules a validation runs under (the defaults without a context)."""
+    return info.context if isinstance(info.context, Rules) else Rules()
 
 
 def _empty_to_none(value: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.base import Request, Response
+from protocol.session import Tel
 
 __all__ = [
     "CrushAddRequest",
@@ -20,7 +21,6 @@ __all__ = [
     "CrushRemoveResponse",
 ]
 
-CrushTel = Annotated[str, Field(min_length=1, max_length=32)]
 #: Crush words: 0..100 characters (section 2).
 CrushWords = Annotated[str | None, Field(max_length=100)]
 
@@ -30,7 +30,7 @@ class CrushAddRequest(Request):
 
     RESPONSE: ClassVar[str] = "crush_add_response"
     type: Literal["crush_add_request"] = "crush_add_request"
-    crush_tel: CrushTel
+    crush_tel: Tel
     words: CrushWords = None
 
 
@@ -68,7 +68,7 @@ class CrushRemoveRequest(Request):
 
     RESPONSE: ClassVar[str] = "crush_remove_response"
     type: Literal["crush_remove_request"] = "crush_remove_request"
-    crush_tel: CrushTel
+    crush_tel: Tel
 
 
 class CrushRemoveResponse(Response):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from protocol.base import Id, IdOut, Request, Response
 
@@ -58,6 +58,14 @@ ClientMsgId = Annotated[
     Annotated[str, Field(max_length=64)] | None,
     BeforeValidator(lambda v: None if v == "" else _int_to_str(v)),
 ]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 Words = Annotated[str, BeforeValidator(_none_to_empty), Field(max_length=WORDS_MAX)]
 
 
@@ -181,7 +189,7 @@ class PictureCommentRequest(Request):
     RESPONSE: ClassVar[str] = "picture_comment_response"
     type: Literal["picture_comment_request"] = "picture_comment_request"
     picture_id: Id
-    msg: Annotated[str, Field(min_length=1, max_length=MSG_MAX)]
+    msg: Annotated[str, Field(min_length=1, max_length=MSG_MAX), AfterValidator(_not_blank)]
     reply_to: Id | None = None
     client_msg_id: ClientMsgId = None
 

@@ -7,9 +7,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.base import Id, IdOut, Request, Response
-from protocol.session import Birthdate
+from protocol.session import BirthFields, Nickname
 
 __all__ = [
+    "SIGNATURE_MAX",
     "OwnProfile",
     "ProfileRequest",
     "ProfileResponse",
@@ -17,6 +18,8 @@ __all__ = [
     "ProfileUpdateResponse",
     "PublicProfile",
 ]
+
+SIGNATURE_MAX = 100
 
 
 class OwnProfile(BaseModel):
@@ -59,16 +62,14 @@ class ProfileResponse(Response):
     profile: OwnProfile | PublicProfile
 
 
-class ProfileUpdateRequest(Request):
+class ProfileUpdateRequest(BirthFields):
     """Change the given fields of my profile; `avatar` is a data URI ("" removes it)."""
 
     RESPONSE: ClassVar[str] = "profile_update_response"
     type: Literal["profile_update_request"] = "profile_update_request"
-    nickname: Annotated[str | None, Field(max_length=64)] = None
+    nickname: Nickname | None = None
     sex: Literal[0, 1] | None = None
-    birthday: Annotated[str | None, Field(max_length=16)] = None
-    birthdate: Birthdate | None = None
-    signature: str | None = None
+    signature: Annotated[str | None, Field(max_length=SIGNATURE_MAX)] = None
     avatar: str | None = None
 
 

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
-from protocol.base import IdOut, Request, Response
+from protocol.base import IdOut, Request, Response, rules_of
+from protocol.tel import normalize_tel
+from protocol.times import age_on, parse_app_date
 
 __all__ = [
+    "NICKNAME_MAX",
     "AuthRequest",
     "AuthResponse",
     "Birthdate",
     "LogoutRequest",
     "LogoutResponse",
+    "Nickname",
     "NotifyAck",
     "PingRequest",
     "PingResponse",
@@ -21,13 +34,35 @@ __all__ = [
     "SmsValidationRequest",
     "SmsValidationResult",
     "SmsValidationSend",
+    "Tel",
     "TokenRefreshRequest",
     "TokenRefreshResponse",
     "UserRegisterInfo",
     "UserRegisterResult",
 ]
 
-Tel = Annotated[str, Field(min_length=1, max_length=32)]
+NICKNAME_MAX = 20
+
+
+def _tel(value: str, info: ValidationInfo) -> str:
+    """The stored form of a tel (section 2: 11 digits, or E.164 where allowed)."""
+    tel = normalize_tel(value, international=rules_of(info).international)
+    if tel is None:
+        raise ValueError("not an accepted phone number")
+    return tel
+
+
+def _nickname(value: str) -> str:
+    """A nickname of 1..20 characters, surrounding blanks dropped."""
+    nickname = value.strip()
+    if not 1 <= len(nickname) <= NICKNAME_MAX:
+        raise ValueError("nickname must be 1 to 20 characters")
+    return nickname
+
+
+#: A tel, read in any accepted shape and given to handlers in its stored form.
+Tel = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_tel)]
+Nickname = Annotated[str, AfterValidator(_nickname)]
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
@@ -84,15 +119,48 @@ class Birthdate(BaseModel):
     day: int
 
 
-class UserRegisterInfo(Request):
+def _born(text: str | None, parts: Birthdate | None) -> date | None:
+    """The birthday in either shape; ValueError if it is not a real date."""
+    try:
+        if text is not None:
+            return parse_app_date(text)
+        if parts is not None:
+            return date(parts.year, parts.month, parts.day)
+    except (ValueError, OverflowError):  # date() overflows on numbers beyond a C int
+        raise ValueError("birthday must be a real date YYYY-M-D") from None
+    return None
+
+
+class BirthFields(Request):
+    """A request that may carry a birthday (`birthday`, or the later `birthdate` shape)."""
+
+    birthday: Annotated[str | None, Field(max_length=16)] = None
+    birthdate: Birthdate | None = None
+
+    @property
+    def born(self) -> date | None:
+        """The birthday given, if any (checked when the request was validated)."""
+        return _born(self.birthday, self.birthdate)
+
+    @model_validator(mode="after")
+    def _real_and_old_enough(self, info: ValidationInfo) -> Self:
+        born = self.born
+        rules = rules_of(info)
+        if born is not None and (
+            born.year < 1900
+            or (rules.today is not None and age_on(born, rules.today) < rules.min_age)
+        ):
+            raise ValueError(f"users must be at least {rules.min_age} years old")
+        return self
+
+
+class UserRegisterInfo(BirthFields):
     """Register the tel of a registration ticket, or update a registered user's info."""
 
     RESPONSE: ClassVar[str] = "user_register_result"
     type: Literal["user_register_info"] = "user_register_info"
-    nickname: str | None = None
+    nickname: Nickname | None = None
     sex: Literal[0, 1] | None = None
-    birthday: Annotated[str | None, Field(max_length=16)] = None
-    birthdate: Birthdate | None = None
 
 
 class UserRegisterResult(Response):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
-
-from pydantic import Field
+from typing import ClassVar, Literal
 
 from protocol.base import Request, Response
-from protocol.session import Code
+from protocol.session import Code, Tel
 
 __all__ = [
     "CrushSettingRequest",
@@ -24,7 +22,7 @@ class TelChangeRequest(Request):
 
     RESPONSE: ClassVar[str] = "tel_change_send"
     type: Literal["tel_change_request"] = "tel_change_request"
-    new_tel: Annotated[str, Field(min_length=1, max_length=32)]
+    new_tel: Tel
 
 
 class TelChangeSend(Response):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
 
-__all__ = ["format_app_date", "format_app_time", "parse_app_date"]
+__all__ = ["age_on", "format_app_date", "format_app_time", "parse_app_date"]
 
 
 def format_app_time(ts: float, tz: tzinfo) -> str:
@@ -25,3 +25,8 @@ def parse_app_date(text: str) -> date:
         raise ValueError("date must be YYYY-M-D")
     year, month, day = (int(p) for p in parts)
     return date(year, month, day)
+
+
+def age_on(birthday: date, today: date) -> int:
+    """Whole years from birthday to today."""
+    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))

@@ -136,3 +136,29 @@ async def test_id_with_lone_surrogate_is_error_2_and_socket_stays_open(server: S
         assert pong["id"] == "after"
     status, body = await server.post("/api", raw)
     assert status == 200 and body["error_no"] == 2 and "id" not in body
+
+
+BAD_INPUT_WITHOUT_LOGIN: list[dict[str, Any]] = [
+    {"type": "tel_change_request", "new_tel": "123"},
+    {"type": "crush_add_request", "crush_tel": "not a tel"},
+    {"type": "crush_remove_request", "crush_tel": "12345"},
+    {"type": "profile_update_request", "nickname": "   "},
+    {"type": "profile_update_request", "nickname": "x" * 21},
+    {"type": "profile_update_request", "signature": "s" * 101},
+    {"type": "profile_update_request", "birthday": "2015-2-30"},
+    {"type": "profile_update_request", "birthday": "2020-1-1"},
+    {"type": "picture_comment_request", "picture_id": "1", "msg": "   "},
+]
+
+
+@pytest.mark.parametrize("frame", BAD_INPUT_WITHOUT_LOGIN, ids=lambda f: str(f["type"]))
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+async def test_bad_input_is_error_2_before_token_error_5(
+    server: Server, frame: dict[str, Any], token: str | None
+) -> None:
+    """Input that is not valid is error 2 even when the token is missing or bad (2 before 5)."""
+    async with server.connect() as c:
+        reply = await c.request({**frame, **({"token": token} if token else {})})
+        assert reply["error_no"] == 2, reply
+    status, body = await server.post("/api", {**frame, **({"token": token} if token else {})})
+    assert status == 200 and body["error_no"] == 2, body
