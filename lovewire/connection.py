@@ -91,7 +91,12 @@ class Connection(Session):
         return self.login.token_id if self.login else None
 
     def deliver(self, push: StoredPush, frame: str) -> None:
-        if self.login is None or push.user_id != self.login.user_id:
+        login = self.login
+        if login is None or push.user_id != login.user_id:
+            return
+        if login.expires_ts <= self.services.clock.now():
+            # An expired token gets no more pushes: its sockets are logged out (section 1).
+            self.services.hub.end_sessions(login.user_id, [login.token_id], "expired")
             return
         if self._held is not None:
             self._held.append((push, frame))

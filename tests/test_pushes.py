@@ -182,3 +182,14 @@ async def test_push_to_caller_comes_after_its_response(server: Server) -> None:
         first, second = await b.recv(), await b.recv()
         assert first["type"] == "crush_add_response" and first["matched"] is True
         assert second["type"] == "crush_match_notify" and second["user_id"] == reg_a["user_id"]
+
+
+async def test_expired_token_socket_gets_session_end_not_pushes(server: Server) -> None:
+    """A socket whose token expired is logged out: session_end_notify, then no pushes."""
+    async with server.connect() as c:
+        reg = await server.register(c)
+        server.clock.advance(31 * 86400)
+        await push(server, reg["user_id"])
+        assert await c.recv() == {"type": "session_end_notify", "reason": "expired"}
+        refused = await c.request({"type": "crush_list_request"})
+        assert refused["error_no"] == 5 and c.pushes == []
