@@ -38,6 +38,7 @@ class DeliveryRecorder:
         self.interval = interval
         self._pending: set[tuple[int, int]] = set()
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def delivered(self, user_id: int, seq: int) -> None:
@@ -49,7 +50,8 @@ class DeliveryRecorder:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            async with self._lock:  # never cancel a batch halfway through its transaction
+                self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
@@ -58,11 +60,18 @@ class DeliveryRecorder:
         await self.flush()
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, set()
-        async with self.store.unit() as tx:
-            await tx.pushes.mark_delivered(sorted(batch))
+        """Record every delivery so far; returns once they are committed."""
+        # One flush at a time: a caller waits for a batch already being written.
+        async with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, set()
+            try:
+                async with self.store.unit() as tx:
+                    await tx.pushes.mark_delivered(sorted(batch))
+            except BaseException:
+                self._pending |= batch  # kept for the next flush (or the one at close)
+                raise
 
     async def _run(self) -> None:
         while True:
