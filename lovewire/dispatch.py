@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lovewire.context import Context, Services
 from lovewire.errors import (
@@ -46,6 +46,24 @@ def _encodable(text: str) -> bool:
         text.encode()
     except UnicodeEncodeError:
         return False
+    return True
+
+
+def _all_encodable(request: Request) -> bool:
+    """True if every string the request holds can be written as UTF-8 (stored, echoed)."""
+    todo: list[Any] = list(request.__dict__.values())
+    while todo:
+        value = todo.pop()
+        if isinstance(value, str):
+            if not value.isascii() and not _encodable(value):
+                return False
+        elif isinstance(value, BaseModel):
+            todo.extend(value.__dict__.values())
+        elif isinstance(value, dict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
     return True
 
 
@@ -99,6 +117,8 @@ class Dispatcher:
                 request = route.model.model_validate(payload, context=self._rules())
             except ValidationError as exc:
                 raise BadInput(_describe(exc)) from None
+            if not _all_encodable(request):
+                raise BadInput("a field holds a lone surrogate, which is not Unicode text")
             ctx = Context(self.services, session)
             await self._authenticate(route, request, ctx)
             self._rate_limit(session)

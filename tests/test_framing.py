@@ -162,3 +162,23 @@ async def test_bad_input_is_error_2_before_token_error_5(
         assert reply["error_no"] == 2, reply
     status, body = await server.post("/api", {**frame, **({"token": token} if token else {})})
     assert status == 200 and body["error_no"] == 2, body
+
+
+async def test_lone_surrogate_in_any_field_is_error_2(server: Server) -> None:
+    """A field holding a lone surrogate (a JSON escape) is error 2, never stored."""
+    async with server.connect() as c:
+        reg = await server.register(c)
+        for raw in (
+            '{"type": "profile_update_request", "nickname": "\\ud800x"}',
+            '{"type": "profile_update_request", "avatar": "\\udfff"}',
+            '{"type": "user_register_info", "token": "'
+            + reg["token"]
+            + '", "nickname": "\\ud800"}',
+            '{"type": "sms_validation_request", "tel": "13800000009", "time": ["\\udc00"]}',
+        ):
+            frame = await c.request(raw)
+            assert frame["error_no"] == 2, (raw, frame)
+        ignored = await c.request('{"type": "ping_request", "unknown": "\\udc00"}')
+        assert ignored["success"]
+        profile = (await c.request({"type": "profile_request"}))["profile"]
+        assert profile["nickname"] == "zhang"
