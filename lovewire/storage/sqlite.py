@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -350,6 +351,22 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return db
 
 
+async def _begin(db: aiosqlite.Connection, sql: str) -> None:
+    """Start a transaction; if cancelled meanwhile, end it before giving the connection up.
+
+    aiosqlite runs the statement in its thread even when the awaiting task is cancelled,
+    so without this the next unit on the connection would find a transaction open.
+    """
+    begin = asyncio.ensure_future(db.execute(sql))
+    try:
+        await asyncio.shield(begin)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await begin
+            await db.execute("ROLLBACK")
+        raise
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """The numbered migrations shipped with the package, in order: (number, name, sql)."""
     found = []
@@ -414,7 +431,7 @@ class SqliteStore(Store):
             db = self._writer
             if db is None:
                 raise RuntimeError("store is closed")
-            await db.execute("BEGIN IMMEDIATE")
+            await _begin(db, "BEGIN IMMEDIATE")
             try:
                 yield SqliteUnit(db)
             except BaseException:
@@ -426,7 +443,7 @@ class SqliteStore(Store):
     async def read(self) -> AsyncIterator[Unit]:
         db = await self._readers.get()
         try:
-            await db.execute("BEGIN")
+            await _begin(db, "BEGIN")
             try:
                 yield SqliteUnit(db)
             finally:
