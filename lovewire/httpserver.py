@@ -78,8 +78,8 @@ class HttpServer:
         except web.HTTPRequestEntityTooLarge:
             route = self.dispatcher.registry.get(force_type) if force_type else None
             type_ = route.model.RESPONSE if route is not None else "error"
-            frame = self.dispatcher.error_frame(type_, PayloadRefused("request body too large"))
-            return _json(frame, 413)
+            refused = self.dispatcher.error_frame(type_, PayloadRefused("request body too large"))
+            return _json(refused, 413)
         session = self._session(request)
         frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
         self.dispatcher.publish_outbox(session)
