@@ -122,7 +122,13 @@ class Dispatcher:
             ctx = Context(self.services, session)
             await self._authenticate(route, request, ctx)
             self._rate_limit(session)
-            response = await route.handler(ctx, request)
+            try:
+                response = await route.handler(ctx, request)
+            except LovewireError:
+                # A refused request uses up no rate budget (section 2).
+                if session.bucket is not None:
+                    session.bucket.refund()
+                raise
         except LovewireError as exc:
             if route.model.SILENT:
                 return None

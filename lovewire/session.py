@@ -53,6 +53,10 @@ class TokenBucket:
             return 0.0
         return (1 - self._level) / self.rate
 
+    def refund(self) -> None:
+        """Give back the token of a request that was refused."""
+        self._level = min(self.rate, self._level + 1)
+
 
 class Session:
     """The caller of a request. Plain state; the WebSocket connection extends it."""

@@ -182,3 +182,17 @@ async def test_lone_surrogate_in_any_field_is_error_2(server: Server) -> None:
         assert ignored["success"]
         profile = (await c.request({"type": "profile_request"}))["profile"]
         assert profile["nickname"] == "zhang"
+
+
+async def test_refused_requests_use_no_rate_budget(start_server: Any) -> None:
+    """Requests refused by their handler (here: not found) do not count towards the limit."""
+    server: Server = await start_server(requests_per_second=3)
+    async with server.connect() as c:
+        await server.register(c)
+        server.clock.advance(1)
+        for _ in range(5):
+            frame = await c.request({"type": "picture_like_request", "picture_id": "999"})
+            assert frame["error_no"] == 8, frame
+        for _ in range(3):
+            assert (await c.request({"type": "ping_request"}))["success"]
+        assert (await c.request({"type": "ping_request"}))["error_no"] == 6
