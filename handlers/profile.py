@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime
 
+from handlers.registration import personal_fields
 from lovewire.context import Context
 from lovewire.errors import UserNotFound
 from lovewire.images import image_url, store_image
@@ -72,15 +73,7 @@ async def get_profile(ctx: Context, req: ProfileRequest) -> ProfileResponse:
 @table.handles(ProfileUpdateRequest)
 async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpdateResponse:
     """Change the given fields; the avatar is stored like a picture."""
-    # The fields were checked when the request was validated (lengths, a real date, age).
-    fields: dict[str, object] = {}
-    if req.nickname is not None:
-        fields["nickname"] = req.nickname
-    if req.sex is not None:
-        fields["sex"] = req.sex
-    born = req.born
-    if born is not None:
-        fields["birthday"] = born.isoformat()
+    fields = personal_fields(req)
     if req.signature is not None:
         fields["signature"] = req.signature
     user_id = ctx.user_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from handlers.auth import app_time, issue_session
 from handlers.crush import claim_tel
 from lovewire.context import Context
@@ -10,9 +12,12 @@ from lovewire.registry import HandlerTable
 from lovewire.security import hash_token
 from lovewire.storage.base import Unit
 from lovewire.storage.records import User
+
+if TYPE_CHECKING:
+    from datetime import date
 from protocol.session import UserRegisterInfo, UserRegisterResult
 
-__all__ = ["table", "tel_claimed"]
+__all__ = ["PersonalInfo", "personal_fields", "table", "tel_claimed"]
 
 table = HandlerTable()
 
@@ -20,6 +25,29 @@ table = HandlerTable()
 async def tel_claimed(ctx: Context, tx: Unit, user: User) -> None:
     """A tel has just become this user's (registration or phone change): crushes fire."""
     await claim_tel(ctx, tx, user)
+
+
+class PersonalInfo(Protocol):
+    """The personal fields registration and a profile update share."""
+
+    @property
+    def nickname(self) -> str | None: ...
+    @property
+    def sex(self) -> int | None: ...
+    @property
+    def born(self) -> date | None: ...
+
+
+def personal_fields(req: PersonalInfo) -> dict[str, object]:
+    """The user columns a request sets (checked while it was validated: lengths, age)."""
+    fields: dict[str, object] = {}
+    if req.nickname is not None:
+        fields["nickname"] = req.nickname
+    if req.sex is not None:
+        fields["sex"] = req.sex
+    if req.born is not None:
+        fields["birthday"] = req.born.isoformat()
+    return fields
 
 
 @table.handles(UserRegisterInfo, auth="self")
@@ -33,15 +61,7 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
     usable = record is not None and not record.revoked and record.expires_ts > now
     updating = usable and record is not None and record.kind == "session"
 
-    # The fields were checked when the request was validated (nickname trimmed, age).
-    fields: dict[str, object] = {}
-    if req.nickname is not None:
-        fields["nickname"] = req.nickname
-    if req.sex is not None:
-        fields["sex"] = req.sex
-    born = req.born
-    if born is not None:
-        fields["birthday"] = born.isoformat()
+    fields = personal_fields(req)
     if not updating and not {"nickname", "sex", "birthday"} <= fields.keys():
         raise BadInput("nickname, sex and birthday are required")
     if not usable or record is None:
