@@ -150,3 +150,67 @@ async def test_schema_lists_every_message(tmp_path: Path) -> None:
     ):
         assert name in messages
     assert messages["SmsValidationResult"]["properties"]["user_id"]["anyOf"][0]["type"] == "string"
+
+
+async def _console_register(process: Process, tel: str, nickname: str) -> dict[str, object]:
+    """Register through the console SMS provider of a server process."""
+    async with connect(f"ws://127.0.0.1:{process.ws_port}") as ws:
+        await ws.send(json.dumps({"type": "sms_validation_request", "tel": tel}))
+        assert json.loads(await ws.recv())["success"]
+        code = (await process.line()).rsplit(b" ", 1)[1].decode()
+        await ws.send(json.dumps({"type": "sms_validation_code", "code": code}))
+        ticket = json.loads(await ws.recv())["token"]
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "user_register_info",
+                    "token": ticket,
+                    "nickname": nickname,
+                    "sex": 1,
+                    "birthday": "1990-1-1",
+                }
+            )
+        )
+        result: dict[str, object] = json.loads(await ws.recv())
+        assert result["success"], result
+        return result
+
+
+async def test_sigkill_loses_no_committed_push(tmp_path: Path) -> None:
+    """A push committed before SIGKILL is replayed after the restart."""
+    argv = [
+        *_lovewire(),
+        "serve",
+        "--ws-port",
+        "0",
+        "--http-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+    first = await _start(argv, cwd=tmp_path)
+    try:
+        li = await _console_register(first, "13900000001", "li")
+        wang = await _console_register(first, "13800000001", "wang")
+        async with connect(f"ws://127.0.0.1:{first.ws_port}") as ws:
+            await ws.send(json.dumps({"type": "auth_request", "token": wang["token"]}))
+            assert json.loads(await ws.recv())["success"]
+            await ws.send(json.dumps({"type": "crush_add_request", "crush_tel": "13900000001"}))
+            assert json.loads(await ws.recv())["success"]
+            first.proc.kill()
+            await first.proc.wait()
+    finally:
+        if first.proc.returncode is None:
+            first.proc.kill()
+            await first.proc.wait()
+    second = await _start(argv, cwd=tmp_path)
+    try:
+        async with connect(f"ws://127.0.0.1:{second.ws_port}") as ws:
+            await ws.send(json.dumps({"type": "auth_request", "token": li["token"], "last_seq": 0}))
+            auth = json.loads(await ws.recv())
+            assert auth["success"] and auth["last_seq"] == 1, auth
+            push = json.loads(await ws.recv())
+            assert push["type"] == "crush_notify" and push["seq"] == 1, push
+    finally:
+        second.proc.terminate()
+        assert await asyncio.wait_for(second.proc.wait(), 10) == 0
