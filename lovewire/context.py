@@ -102,6 +102,7 @@ class Context:
         current = self.session.login
         if current is not None and current.token_hash == token_hash:
             if current.expires_ts <= now:
+                self.end_expired_session()
                 raise BadToken("token expired")
             return current
         async with self.store.read() as tx:
@@ -115,6 +116,13 @@ class Context:
         ):
             raise BadToken("token not valid")
         return Login(record.user_id, record.id, token_hash, record.expires_ts)
+
+    def end_expired_session(self) -> None:
+        """Log out every socket of the session's expired token, this one included."""
+        login = self.session.login
+        if login is not None:
+            self.hub.end_sessions(login.user_id, [login.token_id], "expired")
+            self.session.log_out()
 
     async def log_in(self, login: Login, last_seq: int | None = None) -> tuple[int, bool]:
         """Log the session in and plan the replay; return (S, recovered) of section 5."""

@@ -165,8 +165,7 @@ class Dispatcher:
                 raise BadToken("token of another user than this socket's")
             return
         if session.login is not None and session.login.expires_ts <= ctx.now():
-            ctx.hub.end_sessions(session.login.user_id, [session.login.token_id], "expired")
-            session.log_out()
+            ctx.end_expired_session()
         if route.auth == "user" and session.login is None:
             raise BadToken("not logged in")
 

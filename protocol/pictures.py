@@ -151,7 +151,8 @@ class PictureUploadRequest(Request):
     type: Literal["picture_upload_request"] = "picture_upload_request"
     picture: Annotated[str, Field(min_length=1)]
     words: Words = ""
-    tel: str | None = None
+    #: Informational only (the token decides who posts): any value is accepted.
+    tel: Any = None
     client_msg_id: ClientMsgId = None
 
 

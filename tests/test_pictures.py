@@ -726,3 +726,12 @@ async def test_upload_legacy_route_body_over_limit_413_error_11(
     status, done = await post_bytes(server, "/index.php?r=picture/upload", b"x" * 200_000)
     assert status == 413
     assert (done["type"], done["error_no"]) == ("picture_upload_response", 11)
+
+
+@pytest.mark.parametrize("tel", [18615794931, None, ["x"], "anything"])
+async def test_upload_tel_informational_any_value_accepted(server: Server, tel: Any) -> None:
+    """`tel` in an upload is informational: whatever it holds, the token decides."""
+    async with server.connect() as a:
+        await server.register(a)
+        done = await upload(a, tel=tel)
+        assert done["success"], done
