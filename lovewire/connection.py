@@ -43,6 +43,9 @@ class Connection(Session):
         self._push_floor = 0
         #: While a login's replay is being prepared, live pushes wait here.
         self._held: list[tuple[StoredPush, str]] | None = None
+        #: Pushes that arrived ahead of an earlier one, by seq, and the task filling the gap.
+        self._early: dict[int, tuple[StoredPush, str]] = {}
+        self._gap_filler: asyncio.Task[None] | None = None
 
     # -- sending -------------------------------------------------------------------------
 
@@ -100,17 +103,66 @@ class Connection(Session):
             return
         if self._held is not None:
             self._held.append((push, frame))
+        elif push.seq == self._push_floor + 1:
+            self._send_push(push, frame)
+            self._send_early()
         elif push.seq > self._push_floor:
-            self._push_floor = push.seq
-            self.send(frame, push)
+            # Published ahead of an earlier push (they commit together, or on another
+            # process): keep it until the gap is filled, from the store if need be.
+            self._early[push.seq] = (push, frame)
+            if self._gap_filler is None:
+                self._gap_filler = asyncio.get_running_loop().create_task(self._fill_gap())
+
+    def _send_push(self, push: StoredPush, frame: str, *, replay: bool = False) -> None:
+        self._push_floor = push.seq
+        self.send(frame, push, replay=replay)
+
+    def _send_early(self) -> None:
+        """Send the kept pushes that now follow on, in seq order."""
+        for seq in sorted(self._early):
+            if seq <= self._push_floor:
+                del self._early[seq]
+            elif seq == self._push_floor + 1:
+                self._send_push(*self._early.pop(seq))
+            else:
+                break
+
+    async def _fill_gap(self) -> None:
+        """Read the pushes missing before the kept ones from the store and send all in order."""
+        try:
+            await asyncio.sleep(0)  # publishers woken by the same commit go first
+            self._send_early()
+            while self._early and self.login is not None:
+                first = min(self._early)
+                async with self.services.store.read() as tx:
+                    missing = await tx.pushes.after(
+                        self.login.user_id, self._push_floor, first - 1, MAX_REPLAY
+                    )
+                zone = self.services.settings.zone
+                for push in missing:
+                    if push.seq > self._push_floor:
+                        self._send_push(push, render_push(push, zone))
+                self._push_floor = max(self._push_floor, first - 1)  # pruned ones are gone
+                self._send_early()
+        except Exception:
+            log.exception("conn %s: could not fill a gap in the pushes", self.id)
+        finally:
+            self._gap_filler = None
 
     def send_notice(self, frame: str) -> None:
         self.send(frame)
 
     def end_session(self, frame: str) -> None:
         Session.log_out(self)
-        self._held = None
+        self._forget_pushes()
         self.send(frame)
+
+    def _forget_pushes(self) -> None:
+        """Drop the pushes waiting for this socket's login or order."""
+        self._held = None
+        self._early.clear()
+        if self._gap_filler is not None:
+            self._gap_filler.cancel()
 
     def evict(self) -> None:
         Session.log_out(self)
@@ -125,6 +177,7 @@ class Connection(Session):
         super().log_in(login)
         if previous is None or previous.user_id != login.user_id:
             self._push_floor = 0
+            self._early.clear()
             self._held = []
             self.services.hub.attach(login.user_id, self)
 
@@ -132,13 +185,13 @@ class Connection(Session):
         if self.login is not None:
             self.services.hub.detach(self.login.user_id, self)
         super().log_out()
-        self._held = None
+        self._forget_pushes()
 
     def detach(self) -> None:
         """Leave the hub: the socket is gone."""
         if self.login is not None:
             self.services.hub.detach(self.login.user_id, self)
-        self._held = None
+        self._forget_pushes()
 
     async def run_replay(self) -> None:
         """Send what the last login owes this socket, then the pushes held meanwhile."""
@@ -157,8 +210,7 @@ class Connection(Session):
             held, self._held = self._held or [], None
         for push in pushes:
             if push.seq > self._push_floor:
-                self._push_floor = push.seq
-                self.send(render_push(push, zone), push, replay=True)
+                self._send_push(push, render_push(push, zone), replay=True)
         self._push_floor = max(self._push_floor, plan.upto)
         for push, frame in held:
             self.deliver(push, frame)

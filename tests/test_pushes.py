@@ -15,8 +15,13 @@ from protocol.pushes import PictureLikeNotify
 from tests.conftest import Client, Server
 
 
-async def push(server: Server, user_id: str, count: int = 1, nickname: str = "li") -> None:
-    """Store and publish `count` pushes for the user through the engine's own path."""
+async def push(
+    server: Server, user_id: str, count: int = 1, nickname: str = "li", order: str = "seq"
+) -> None:
+    """Store and publish `count` pushes for the user through the engine's own path.
+
+    `order` "reversed" publishes them newest first; "last" publishes only the newest.
+    """
     services = server.app.services
     assert services is not None
     session = Session("test")
@@ -27,7 +32,12 @@ async def push(server: Server, user_id: str, count: int = 1, nickname: str = "li
                 picture_id=1, user_id=2, nickname=nickname, picture_like_num=str(i + 1)
             )
             await ctx.push(tx, int(user_id), notify)
-    services.hub.publish(session.outbox)
+    published = {
+        "seq": session.outbox,
+        "reversed": session.outbox[::-1],
+        "last": session.outbox[-1:],
+    }[order]
+    services.hub.publish(published)
 
 
 async def collect(client: Client, count: int) -> list[dict[str, Any]]:
@@ -193,3 +203,16 @@ async def test_expired_token_socket_gets_session_end_not_pushes(server: Server) 
         assert await c.recv() == {"type": "session_end_notify", "reason": "expired"}
         refused = await c.request({"type": "crush_list_request"})
         assert refused["error_no"] == 5 and c.pushes == []
+
+
+@pytest.mark.parametrize("order", ["reversed", "last"])
+async def test_pushes_published_out_of_order_arrive_in_seq_order(
+    server: Server, order: str
+) -> None:
+    """Pushes published out of order, or with a gap, reach the socket in seq order, all."""
+    async with server.connect() as c:
+        reg = await server.register(c)
+        await push(server, reg["user_id"], 3, order=order)
+        assert [p["seq"] for p in await collect(c, 3)] == [1, 2, 3]
+        await push(server, reg["user_id"])
+        assert (await c.push())["seq"] == 4
