@@ -62,3 +62,32 @@ async def test_unit_exception_rolls_back(store: SqliteStore) -> None:
             raise RuntimeError("boom")
     async with store.read() as tx:
         assert await tx.users.by_tel("13800000003") is None
+
+
+async def test_concurrent_units_share_commits_and_all_persist(tmp_path: Path) -> None:
+    """Many units at once: each returns once durable; a failing one leaves the others whole."""
+    store = SqliteStore(tmp_path / "group.db")
+    await store.open()
+
+    async def write(i: int) -> None:
+        async with store.unit() as tx:
+            await tx.users.create(f"1380000{i:04d}", f"u{i}", 0, "1990-01-01", 0)
+            if i % 10 == 0:
+                raise ValueError("refused")
+        async with store.read() as tx:  # visible to readers once the unit returned
+            assert await tx.users.by_tel(f"1380000{i:04d}") is not None
+
+    results = await asyncio.gather(*(write(i) for i in range(200)), return_exceptions=True)
+    assert sum(isinstance(r, ValueError) for r in results) == 20
+    assert all(r is None or isinstance(r, ValueError) for r in results)
+    await store.close()
+    reopened = SqliteStore(tmp_path / "group.db")
+    await reopened.open()
+    try:
+        async with reopened.read() as tx:
+            kept = await tx.users.get_many(range(1, 400))
+        assert sorted(u.tel for u in kept.values()) == [
+            f"1380000{i:04d}" for i in range(200) if i % 10
+        ]
+    finally:
+        await reopened.close()

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from lovewire.storage.base import (
 )
 from lovewire.storage.records import Code, StoredPush, Token, User
 
-__all__ = ["SqliteRepo", "SqliteStore", "SqliteUnit"]
+__all__ = ["SqliteRepo", "SqliteStore", "SqliteUnit", "StoreClosed", "StoreError"]
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +379,27 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+#: Most units in one group transaction.
+GROUP_MAX = 256
+
+
+class StoreError(Exception):
+    """A write could not be made durable; nothing of its unit was kept."""
+
+
+class StoreClosed(StoreError):
+    """The store is closed."""
+
+
+@dataclass(slots=True)
+class _Group:
+    """Units sharing one transaction, and the future their callers await."""
+
+    committed: asyncio.Future[None]
+    units: int = 0
+    broken: bool = False
+
+
 class SqliteStore(Store):
     """A SQLite database file; writes are serialised, reads run beside them."""
 
@@ -385,6 +407,8 @@ class SqliteStore(Store):
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._queued = 0
+        self._group: _Group | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all: list[aiosqlite.Connection] = []
 
@@ -420,6 +444,10 @@ class SqliteStore(Store):
                 raise
 
     async def close(self) -> None:
+        if self._writer is not None:
+            async with self._write_lock:
+                if self._group is not None:
+                    await self._commit_group()
         connections, self._all = self._all, []
         self._writer = None
         for db in connections:
@@ -427,17 +455,84 @@ class SqliteStore(Store):
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:
-        async with self._write_lock:
+        """A write unit: a savepoint inside the current group transaction.
+
+        Units run one at a time on the writer. Units that queue up behind each other share
+        one transaction, committed (one fsync) when nobody else is waiting or the group is
+        full; each unit returns only once its group has committed, so it is as durable as a
+        transaction of its own.
+        """
+        self._queued += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            self._queued -= 1
+        group: _Group | None = None
+        try:
             db = self._writer
             if db is None:
-                raise RuntimeError("store is closed")
-            await _begin(db, "BEGIN IMMEDIATE")
+                raise StoreClosed("store is closed")
+            if self._group is None:
+                await _begin(db, "BEGIN IMMEDIATE")
+                self._group = _Group(asyncio.get_running_loop().create_future())
+            await db.execute("SAVEPOINT unit")
             try:
                 yield SqliteUnit(db)
             except BaseException:
-                await db.execute("ROLLBACK")
+                await self._undo_unit(db)
                 raise
-            await db.execute("COMMIT")
+            await db.execute("RELEASE unit")
+            group = self._group
+            group.units += 1
+        finally:
+            try:
+                if self._group is not None and (
+                    self._queued == 0 or self._group.units >= GROUP_MAX or self._writer is None
+                ):
+                    await self._commit_group()
+            finally:
+                self._write_lock.release()
+        await group.committed
+
+    async def _undo_unit(self, db: aiosqlite.Connection) -> None:
+        """Roll one unit back; the group stays, unless SQLite already dropped it."""
+        try:
+            await db.execute("ROLLBACK TO unit")
+            await db.execute("RELEASE unit")
+        except Exception:
+            log.exception("could not roll a unit back; its whole group fails")
+            if self._group is not None:
+                self._group.broken = True
+
+    async def _commit_group(self) -> None:
+        """Commit the current group and tell its units (all of them fail if it fails)."""
+        group, self._group = self._group, None
+        db = self._writer
+        assert group is not None and db is not None
+        commit: asyncio.Future[Any] | None = None
+        try:
+            if group.broken or not db.in_transaction:
+                raise StoreError("the group transaction was lost; nothing of it was kept")
+            commit = asyncio.ensure_future(db.execute("COMMIT"))
+            await asyncio.shield(commit)
+        except BaseException as exc:
+            if commit is not None and not commit.done():
+                await asyncio.wait([commit])  # cancelled meanwhile: let the COMMIT finish
+            if commit is not None and commit.done() and not commit.cancelled():
+                if commit.exception() is None:
+                    group.committed.set_result(None)
+                    raise
+            with contextlib.suppress(Exception):
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+            if group.units:
+                group.committed.set_exception(StoreError(f"commit failed: {exc!r}"))
+            else:
+                group.committed.set_result(None)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        group.committed.set_result(None)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Unit]:
