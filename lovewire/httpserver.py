@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from aiohttp import web
 
@@ -11,6 +10,7 @@ from lovewire.addresses import client_address
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.errors import PayloadRefused
+from lovewire.images import MEDIA_PATH
 from lovewire.session import Session
 from protocol.pushes import SystemNotify
 
@@ -19,8 +19,7 @@ __all__ = ["HttpServer"]
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPE = "picture_upload_request"
-#: Stored files are named by content hash: `ab/abcdef....jpg`.
-_MEDIA_PATH = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{16,64}\.(?:jpg|png|gif|webp)$")
+#: Stored files are named by content hash (`ab/abcdef....jpg`); their types by extension.
 _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
 LOOPBACK = {"127.0.0.1", "::1"}
 
@@ -100,7 +99,7 @@ class HttpServer:
     async def uploads(self, request: web.Request) -> web.StreamResponse:
         """A stored picture, by its content-hash path."""
         path = request.match_info["path"]
-        if not _MEDIA_PATH.match(path):
+        if not MEDIA_PATH.match(path):
             raise web.HTTPNotFound()
         file = self.services.media_dir / path
         if not file.is_file():
