@@ -91,3 +91,156 @@ async def test_concurrent_units_share_commits_and_all_persist(tmp_path: Path) ->
         ]
     finally:
         await reopened.close()
+
+
+async def _cancel_at(store: SqliteStore, sql: str, task: asyncio.Task[None]) -> None:
+    """Cancel `task` the moment the writer starts running `sql` (it is awaiting it then)."""
+    loop = asyncio.get_running_loop()
+    db = store._writer
+    assert db is not None
+
+    def trace(statement: str) -> None:
+        if statement == sql:
+            loop.call_soon_threadsafe(task.cancel)
+
+    await db.set_trace_callback(trace)
+
+
+async def test_caller_cancelled_awaiting_its_group_does_not_fail_the_others(
+    store: SqliteStore,
+) -> None:
+    """A unit's caller cancelled while its group is still open leaves the group to the rest."""
+    a_in, a_go, b_in, b_go = (asyncio.Event() for _ in range(4))
+
+    async def first() -> None:
+        async with store.unit() as tx:
+            await tx.users.create("13800000011", "a", 0, "1990-01-01", 0)
+            a_in.set()
+            await a_go.wait()
+
+    async def second() -> None:
+        async with store.unit() as tx:
+            await tx.users.create("13800000012", "b", 0, "1990-01-01", 0)
+            b_in.set()
+            await b_go.wait()
+
+    a = asyncio.create_task(first())
+    await a_in.wait()
+    b = asyncio.create_task(second())
+    await asyncio.sleep(0)  # b queues behind a, so a's group stays open
+    a_go.set()
+    await b_in.wait()  # a released its unit and awaits the group's commit
+    a.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await a
+    b_go.set()
+    await b
+    async with store.read() as tx:
+        assert await tx.users.by_tel("13800000012") is not None
+
+
+async def test_unit_after_a_lost_group_transaction_is_kept_or_refused_whole(
+    store: SqliteStore,
+) -> None:
+    """When SQLite drops the group's transaction, the next unit is not autocommitted unseen."""
+    a_in, a_go = asyncio.Event(), asyncio.Event()
+
+    async def lose_transaction() -> None:
+        async with store.unit() as tx:
+            await tx.users.create("13800000021", "a", 0, "1990-01-01", 0)
+            a_in.set()
+            await a_go.wait()
+            # ON CONFLICT ROLLBACK ends the whole transaction, like a full disk or I/O error.
+            await tx.users.db.execute(
+                "INSERT OR ROLLBACK INTO users (tel, nickname, sex, birthday, created_ts)"
+                " VALUES ('13800000021', 'a', 0, '1990-01-01', 0)"
+            )
+
+    async def write() -> None:
+        async with store.unit() as tx:
+            await tx.users.create("13800000022", "b", 0, "1990-01-01", 0)
+
+    a = asyncio.create_task(lose_transaction())
+    await a_in.wait()
+    b = asyncio.create_task(write())
+    await asyncio.sleep(0)  # b queues behind a: same group
+    a_go.set()
+    results = await asyncio.gather(a, b, return_exceptions=True)
+    assert isinstance(results[0], Exception)
+    async with store.read() as tx:
+        kept = await tx.users.by_tel("13800000022") is not None
+    assert kept == (results[1] is None), results[1]
+    assert kept
+    async with store.unit() as tx:  # the writer is usable afterwards
+        await tx.users.create("13800000023", "c", 0, "1990-01-01", 0)
+
+
+async def test_group_commits_under_continuous_failing_load(store: SqliteStore) -> None:
+    """A successful unit is committed within GROUP_MAX units even if the queue never empties."""
+    from lovewire.storage.sqlite import GROUP_MAX
+
+    a_in, a_go = asyncio.Event(), asyncio.Event()
+    ran = 0
+    total = 3 * GROUP_MAX
+    chain: list[asyncio.Task[None]] = []
+
+    async def first() -> int:
+        async with store.unit() as tx:
+            await tx.users.create("13800000031", "a", 0, "1990-01-01", 0)
+            a_in.set()
+            await a_go.wait()
+        return ran
+
+    async def refused(i: int) -> None:
+        nonlocal ran
+        async with store.unit() as tx:
+            ran += 1
+            await tx.users.get(1)
+            if i + 1 < total:
+                chain.append(asyncio.create_task(refused(i + 1)))
+                await asyncio.sleep(0)  # the next one queues before this one ends
+            raise ValueError("refused")
+
+    a = asyncio.create_task(first())
+    await a_in.wait()
+    chain.append(asyncio.create_task(refused(0)))
+    await asyncio.sleep(0)
+    a_go.set()
+    ran_when_committed = await a
+    await asyncio.gather(*chain, return_exceptions=True)
+    while len(chain) < total or not all(t.done() for t in chain):
+        await asyncio.gather(*chain, return_exceptions=True)
+    assert ran_when_committed <= GROUP_MAX
+
+
+async def test_commit_failure_then_cancel_still_answers_the_group(store: SqliteStore) -> None:
+    """The committing caller cancelled while rolling a failed commit back: the others learn."""
+    from lovewire.storage.sqlite import StoreError
+
+    a_in, a_go = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with store.unit() as tx:
+            await tx.users.create("13800000041", "a", 0, "1990-01-01", 0)
+            a_in.set()
+            await a_go.wait()
+
+    async def bad_commit() -> None:
+        async with store.unit() as tx:
+            await tx.users.db.execute("PRAGMA defer_foreign_keys = ON")
+            await tx.tokens.create(b"h", "session", 999, None, 1, 0)  # no user 999: COMMIT fails
+
+    a = asyncio.create_task(first())
+    await a_in.wait()
+    b = asyncio.create_task(bad_commit())
+    await asyncio.sleep(0)
+    await _cancel_at(store, "ROLLBACK", b)
+    a_go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await b
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(a, 10)
+    async with store.unit() as tx:
+        await tx.users.create("13800000042", "c", 0, "1990-01-01", 0)
+    async with store.read() as tx:
+        assert await tx.users.by_tel("13800000041") is None

@@ -368,6 +368,21 @@ async def _begin(db: aiosqlite.Connection, sql: str) -> None:
         raise
 
 
+async def _finish(statement: Any) -> tuple[asyncio.Future[Any], bool]:
+    """Run a statement to its end even if cancelled meanwhile; return it and whether we were.
+
+    The connection's state is known afterwards, whatever happened to the awaiting task.
+    """
+    done = asyncio.ensure_future(statement)
+    cancelled = False
+    while not done.done():
+        try:
+            await asyncio.wait([done])
+        except asyncio.CancelledError:
+            cancelled = True
+    return done, cancelled
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """The numbered migrations shipped with the package, in order: (number, name, sql)."""
     found = []
@@ -396,7 +411,10 @@ class _Group:
     """Units sharing one transaction, and the future their callers await."""
 
     committed: asyncio.Future[None]
+    #: Units released into the group (their callers await `committed`).
     units: int = 0
+    #: Units that ran in the group, failed ones included: the group's size.
+    ran: int = 0
     broken: bool = False
 
 
@@ -472,9 +490,14 @@ class SqliteStore(Store):
             db = self._writer
             if db is None:
                 raise StoreClosed("store is closed")
+            if self._group is not None and (self._group.broken or not db.in_transaction):
+                # SQLite dropped the group's transaction: end it (its units fail) before a
+                # savepoint here would start a transaction of its own, committed unseen.
+                await self._commit_group()
             if self._group is None:
                 await _begin(db, "BEGIN IMMEDIATE")
                 self._group = _Group(asyncio.get_running_loop().create_future())
+            self._group.ran += 1
             await db.execute("SAVEPOINT unit")
             try:
                 yield SqliteUnit(db)
@@ -487,12 +510,13 @@ class SqliteStore(Store):
         finally:
             try:
                 if self._group is not None and (
-                    self._queued == 0 or self._group.units >= GROUP_MAX or self._writer is None
+                    self._queued == 0 or self._group.ran >= GROUP_MAX or self._writer is None
                 ):
                     await self._commit_group()
             finally:
                 self._write_lock.release()
-        await group.committed
+        # Shielded: a caller cancelled here must not cancel the future its group shares.
+        await asyncio.shield(group.committed)
 
     async def _undo_unit(self, db: aiosqlite.Connection) -> None:
         """Roll one unit back; the group stays, unless SQLite already dropped it."""
@@ -505,34 +529,36 @@ class SqliteStore(Store):
                 self._group.broken = True
 
     async def _commit_group(self) -> None:
-        """Commit the current group and tell its units (all of them fail if it fails)."""
+        """Commit the current group and tell its units (all of them fail if it fails).
+
+        The units are told in every case, even if the caller is cancelled meanwhile; the
+        cancellation is raised once the connection is out of the transaction.
+        """
         group, self._group = self._group, None
         db = self._writer
         assert group is not None and db is not None
-        commit: asyncio.Future[Any] | None = None
-        try:
-            if group.broken or not db.in_transaction:
-                raise StoreError("the group transaction was lost; nothing of it was kept")
-            commit = asyncio.ensure_future(db.execute("COMMIT"))
-            await asyncio.shield(commit)
-        except BaseException as exc:
-            if commit is not None and not commit.done():
-                await asyncio.wait([commit])  # cancelled meanwhile: let the COMMIT finish
-            if commit is not None and commit.done() and not commit.cancelled():
-                if commit.exception() is None:
-                    group.committed.set_result(None)
-                    raise
-            with contextlib.suppress(Exception):
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
+        cancelled = False
+        error: BaseException | None = None
+        if group.broken or not db.in_transaction:
+            error = StoreError("the group transaction was lost; nothing of it was kept")
+        else:
+            commit, cancelled = await _finish(db.execute("COMMIT"))
+            error = commit.exception()
+        if error is None:
+            group.committed.set_result(None)
+        else:
+            if db.in_transaction:
+                rollback, interrupted = await _finish(db.execute("ROLLBACK"))
+                cancelled = cancelled or interrupted
+                if rollback.exception() is not None:
+                    log.error("could not roll a failed group back: %r", rollback.exception())
             if group.units:
-                group.committed.set_exception(StoreError(f"commit failed: {exc!r}"))
+                group.committed.set_exception(StoreError(f"commit failed: {error!r}"))
+                group.committed.exception()  # its units are told; none of them may be waiting
             else:
                 group.committed.set_result(None)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        group.committed.set_result(None)
+        if cancelled:
+            raise asyncio.CancelledError
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Unit]:
