@@ -142,12 +142,14 @@ class Connection(Session):
                 for push in missing:
                     if push.seq > self._push_floor:
                         self._send_push(push, render_push(push, zone))
-                self._push_floor = max(self._push_floor, first - 1)  # pruned ones are gone
+                if len(missing) < MAX_REPLAY:
+                    self._push_floor = max(self._push_floor, first - 1)  # pruned ones are gone
                 self._send_early()
         except Exception:
             log.exception("conn %s: could not fill a gap in the pushes", self.id)
         finally:
-            self._gap_filler = None
+            if self._gap_filler is asyncio.current_task():
+                self._gap_filler = None
 
     def send_notice(self, frame: str) -> None:
         self.send(frame)
@@ -163,6 +165,7 @@ class Connection(Session):
         self._early.clear()
         if self._gap_filler is not None:
             self._gap_filler.cancel()
+            self._gap_filler = None
 
     def evict(self) -> None:
         Session.log_out(self)
@@ -176,8 +179,8 @@ class Connection(Session):
             self.services.hub.detach(previous.user_id, self)
         super().log_in(login)
         if previous is None or previous.user_id != login.user_id:
+            self._forget_pushes()  # a gap being filled was the previous user's
             self._push_floor = 0
-            self._early.clear()
             self._held = []
             self.services.hub.attach(login.user_id, self)
 
@@ -208,6 +211,8 @@ class Connection(Session):
                     pushes = await tx.pushes.after(plan.user_id, start, plan.upto, MAX_REPLAY)
         finally:
             held, self._held = self._held or [], None
+        if self.login is None or self.login.user_id != plan.user_id:
+            return  # the session ended while the replay was read
         for push in pushes:
             if push.seq > self._push_floor:
                 self._send_push(push, render_push(push, zone), replay=True)
