@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import auth, crush, pictures, profile, registration, settings
 from lovewire.registry import HandlerTable
 
-__all__ = ["TABLES"]
+__all__ = ["TABLES", "auth", "crush", "pictures", "profile", "registration", "settings"]
 
 TABLES: tuple[HandlerTable, ...] = (
     auth.table,

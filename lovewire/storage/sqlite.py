@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -358,14 +357,12 @@ async def _begin(db: aiosqlite.Connection, sql: str) -> None:
     aiosqlite runs the statement in its thread even when the awaiting task is cancelled,
     so without this the next unit on the connection would find a transaction open.
     """
-    begin = asyncio.ensure_future(db.execute(sql))
-    try:
-        await asyncio.shield(begin)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await begin
-            await db.execute("ROLLBACK")
-        raise
+    begin, cancelled = await _finish(db.execute(sql))
+    if cancelled:
+        if begin.exception() is None:
+            await _finish(db.execute("ROLLBACK"))
+        raise asyncio.CancelledError
+    begin.result()
 
 
 async def _finish(statement: Any) -> tuple[asyncio.Future[Any], bool]:
@@ -568,7 +565,12 @@ class SqliteStore(Store):
             try:
                 yield SqliteUnit(db)
             finally:
-                await db.execute("ROLLBACK")
+                # To the end even if cancelled: the reader goes back out of its snapshot.
+                rollback, cancelled = await _finish(db.execute("ROLLBACK"))
+                if rollback.exception() is not None:
+                    log.error("a reader could not end its snapshot: %r", rollback.exception())
+                if cancelled:
+                    raise asyncio.CancelledError
         finally:
             self._readers.put_nowait(db)
 
