@@ -244,3 +244,37 @@ async def test_commit_failure_then_cancel_still_answers_the_group(store: SqliteS
         await tx.users.create("13800000042", "c", 0, "1990-01-01", 0)
     async with store.read() as tx:
         assert await tx.users.by_tel("13800000041") is None
+
+
+async def test_upgrade_from_first_schema_keeps_data(tmp_path: Path) -> None:
+    """A database made by the first release is migrated at start; its data stays."""
+    import sqlite3
+
+    from lovewire.storage.sqlite import migrations
+
+    path = tmp_path / "old.db"
+    number, _, sql = migrations()[0]
+    old = sqlite3.connect(path)
+    old.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    old.execute(
+        "INSERT INTO users (tel, nickname, sex, birthday, created_ts)"
+        " VALUES ('13800000009', 'old', 1, '1990-01-01', 0)"
+    )
+    old.commit()
+    old.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        async with store.unit() as tx:
+            user = await tx.users.by_tel("13800000009")
+            assert user is not None and user.nickname == "old"
+            picture = await tx.pictures.create(user.id, "ab/" + "a" * 64 + ".jpg", "w", None, 0)
+        async with store.read() as tx:
+            assert (await tx.pictures.get(picture.id)) is not None
+    finally:
+        await store.close()
+    latest = sqlite3.connect(path)
+    try:
+        assert latest.execute("PRAGMA user_version").fetchone()[0] == migrations()[-1][0]
+    finally:
+        latest.close()
