@@ -65,6 +65,14 @@ async def _check_rate(tx: Unit, user_id: int, kind: str, limit: int, window: int
         raise TooFrequent((oldest if oldest is not None else now) + window - now)
 
 
+async def _picture(tx: Unit, picture_id: int) -> Picture:
+    """The picture, or PictureNotFound (error 8)."""
+    picture = await tx.pictures.get(picture_id)
+    if picture is None:
+        raise PictureNotFound()
+    return picture
+
+
 async def forget_file(ctx: Context, rel_path: str) -> None:
     """Delete a stored file unless a post or an avatar still refers to it.
 
@@ -148,8 +156,7 @@ async def show_feed(ctx: Context, req: PictureInfoRequest) -> PictureInfoRespons
 async def list_comments(ctx: Context, req: PictureCommentListRequest) -> PictureCommentListResponse:
     """A post's comments older than `before`, 20 at a time, with their newest replies."""
     async with ctx.store.read() as tx:
-        if await tx.pictures.get(req.picture_id) is None:
-            raise PictureNotFound()
+        await _picture(tx, req.picture_id)
         comments = await tx.pictures.comments_of([req.picture_id], COMMENTS_PER_POST, req.before)
         replies = await tx.pictures.replies_of([c.id for c in comments], REPLIES_PER_COMMENT)
     return PictureCommentListResponse(
@@ -209,9 +216,7 @@ async def like_picture(ctx: Context, req: PictureLikeRequest) -> PictureLikeResp
     """Like a picture once; tell its owner, once per liker."""
     user_id = ctx.user_id
     async with ctx.unit() as tx:
-        picture = await tx.pictures.get(req.picture_id)
-        if picture is None:
-            raise PictureNotFound()
+        picture = await _picture(tx, req.picture_id)
         await tx.pictures.like(picture.id, user_id, ctx.now())
         count = await tx.pictures.like_count(picture.id)
         if picture.owner_id != user_id and await tx.pictures.mark_like_notified(
@@ -234,8 +239,7 @@ async def unlike_picture(ctx: Context, req: PictureUnlikeRequest) -> PictureUnli
     """Take a like back; unliking what was never liked changes nothing."""
     user_id = ctx.user_id
     async with ctx.unit() as tx:
-        if await tx.pictures.get(req.picture_id) is None:
-            raise PictureNotFound()
+        await _picture(tx, req.picture_id)
         await tx.pictures.unlike(req.picture_id, user_id)
         count = await tx.pictures.like_count(req.picture_id)
     return PictureUnlikeResponse(picture_like_num=str(count))
@@ -253,9 +257,7 @@ async def comment_picture(ctx: Context, req: PictureCommentRequest) -> PictureCo
             return PictureCommentResponse(comment_id=first.id)
         limit = ctx.settings.comments_per_minute
         await _check_rate(tx, user_id, COMMENT, limit, MINUTE, now)
-        picture = await tx.pictures.get(req.picture_id)
-        if picture is None:
-            raise PictureNotFound()
+        picture = await _picture(tx, req.picture_id)
         target = None
         if req.reply_to is not None:
             target = await tx.pictures.get_comment(req.reply_to)
@@ -305,9 +307,7 @@ async def delete_picture(ctx: Context, req: PictureDeleteRequest) -> PictureDele
     """Delete my post with its likes and comments, and its file once nothing uses it."""
     user_id = ctx.user_id
     async with ctx.unit() as tx:
-        picture = await tx.pictures.get(req.picture_id)
-        if picture is None:
-            raise PictureNotFound()
+        picture = await _picture(tx, req.picture_id)
         if picture.owner_id != user_id:
             raise NotAuthor("only the owner may delete a picture")
         await tx.pictures.delete(picture.id)

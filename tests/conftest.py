@@ -213,3 +213,19 @@ async def start_server(
 async def server(start_server: Callable[..., Any]) -> Server:
     server: Server = await start_server()
     return server
+
+
+@pytest.fixture
+async def roomy(start_server: Callable[..., Any]) -> Server:
+    """A server whose per-socket, SMS and posting limits leave room for many users."""
+    server: Server = await start_server(
+        requests_per_second=1_000_000,
+        sms_interval=0,
+        sms_tel_hourly=10_000,
+        sms_tel_daily=10_000,
+        sms_addr_hourly=10_000,
+        sms_global_hourly=100_000,
+        uploads_per_hour=10_000,
+        comments_per_minute=10_000,
+    )
+    return server

@@ -24,6 +24,20 @@ def _lovewire() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "lovewire.cli"]
 
 
+def _serve_argv(tmp_path: Path) -> list[str]:
+    """`lovewire serve` on free ports with its data under tmp_path."""
+    return [
+        *_lovewire(),
+        "serve",
+        "--ws-port",
+        "0",
+        "--http-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+
+
 class Process:
     def __init__(self, proc: asyncio.subprocess.Process, ws_port: int, http_port: int) -> None:
         self.proc = proc
@@ -53,16 +67,7 @@ async def _start(argv: list[str], cwd: Path, env: dict[str, str] | None = None) 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Process]:
     process = await _start(
-        [
-            *_lovewire(),
-            "serve",
-            "--ws-port",
-            "0",
-            "--http-port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        _serve_argv(tmp_path),
         cwd=tmp_path,
     )
     yield process
@@ -178,16 +183,7 @@ async def _console_register(process: Process, tel: str, nickname: str) -> dict[s
 
 async def test_sigkill_loses_no_committed_push(tmp_path: Path) -> None:
     """A push committed before SIGKILL is replayed after the restart."""
-    argv = [
-        *_lovewire(),
-        "serve",
-        "--ws-port",
-        "0",
-        "--http-port",
-        "0",
-        "--data-dir",
-        str(tmp_path / "data"),
-    ]
+    argv = _serve_argv(tmp_path)
     first = await _start(argv, cwd=tmp_path)
     try:
         li = await _console_register(first, "13900000001", "li")

@@ -83,17 +83,9 @@ def _frame(rng: random.Random, types: list[str]) -> dict[str, Any]:
     return frame
 
 
-async def test_fuzz_random_frames_answered_without_internal_errors(start_server: Any) -> None:
+async def test_fuzz_random_frames_answered_without_internal_errors(roomy: Server) -> None:
     """2,000 random frames: one answer each, of the right type, none an internal error."""
-    server: Server = await start_server(
-        requests_per_second=1_000_000,
-        sms_interval=0,
-        sms_tel_hourly=10_000,
-        sms_tel_daily=10_000,
-        sms_addr_hourly=10_000,
-        comments_per_minute=10_000,
-        uploads_per_hour=10_000,
-    )
+    server = roomy
     registry: Registry = server.app.registry
     types = sorted(t for t in registry.routes if t != "notify_ack")
     types += ["no_such_type", "picture_like_notify"]

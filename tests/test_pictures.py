@@ -130,19 +130,6 @@ async def no_push_pending(client: Client) -> None:
     assert client.pushes == []
 
 
-@pytest.fixture
-async def roomy(start_server: Callable[..., Any]) -> Server:
-    """A server whose per-socket and SMS limits leave room for many users and posts."""
-    server: Server = await start_server(
-        requests_per_second=100_000,
-        sms_addr_hourly=10_000,
-        sms_global_hourly=100_000,
-        uploads_per_hour=1000,
-        comments_per_minute=1000,
-    )
-    return server
-
-
 async def test_feed_full_post_matches_golden_shape(server: Server) -> None:
     """Every field of a post, comment and reply has its contract name and JSON type."""
     async with server.connect() as a, server.connect() as b:
