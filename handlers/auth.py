@@ -40,6 +40,7 @@ __all__ = [
     "check_code",
     "check_sms_limits",
     "check_socket_interval",
+    "end_all_sessions",
     "issue_session",
     "send_code",
     "table",
@@ -154,13 +155,26 @@ async def check_code(
 
 
 async def issue_session(ctx: Context, tx: Unit, user_id: int) -> tuple[str, Login]:
-    """Create a session token for user_id in tx."""
+    """Create a session token for user_id in tx, of the user's current session generation.
+
+    The user's row is locked first: a logout-all or a phone change committing at the same
+    time either comes before (the token is of the new generation) or after (it kills it).
+    """
+    gen = await tx.users.lock_sessions(user_id)
+    if gen is None:
+        raise BadToken("user gone")
     token = new_token()
     token_hash = hash_token(token)
     now = ctx.now()
     expires = now + int(ctx.settings.token_days * DAY)
-    token_id = await tx.tokens.create(token_hash, "session", user_id, None, expires, now)
+    token_id = await tx.tokens.create(token_hash, "session", user_id, None, expires, now, gen)
     return token, Login(user_id, token_id, token_hash, expires)
+
+
+async def end_all_sessions(tx: Unit, user_id: int, tels: list[str]) -> None:
+    """Kill every token of the user in tx, and the registration tickets of `tels`."""
+    await tx.users.end_sessions(user_id)
+    await tx.tokens.revoke_all(user_id, tels)
 
 
 def app_time(ctx: Context, ts: int) -> str:
@@ -233,15 +247,22 @@ async def authenticate(ctx: Context, req: AuthRequest) -> AuthResponse:
 
 @table.handles(TokenRefreshRequest)
 async def refresh_token(ctx: Context, req: TokenRefreshRequest) -> TokenRefreshResponse:
-    """Swap this socket's token for a new one; the old one is revoked."""
+    """Swap this socket's token for a new one; the old one is revoked.
+
+    The old token is revoked only if it is still live, in the unit that mints the new one
+    (locking the user's row first): of concurrent refreshes of one token exactly one
+    wins, and a token revoked meanwhile (logout-all, phone change) refreshes into nothing.
+    """
     old = ctx.session.login
     if old is None:
         raise BadToken("not logged in")
-    async with ctx.unit() as tx:
-        await tx.tokens.revoke([old.token_id])
+    async with ctx.unit(check_login=False) as tx:
+        await tx.users.lock_sessions(old.user_id)
+        if not await tx.tokens.revoke_live(old.token_id, ctx.now()):
+            raise BadToken("token already refreshed or revoked")
         token, login = await issue_session(ctx, tx, old.user_id)
-    ctx.session.log_in(login)
     ctx.hub.end_sessions(old.user_id, [old.token_id], "refreshed", keep=ctx.session)
+    await ctx.confirm_login(login)
     return TokenRefreshResponse(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )
@@ -249,14 +270,23 @@ async def refresh_token(ctx: Context, req: TokenRefreshRequest) -> TokenRefreshR
 
 @table.handles(LogoutRequest)
 async def log_out(ctx: Context, req: LogoutRequest) -> LogoutResponse:
-    """Revoke this socket's token, or every token of the user."""
+    """Revoke this socket's token, or every token of the user (and tickets of its tel)."""
     login = ctx.session.login
     if login is None:
         raise BadToken("not logged in")
-    async with ctx.unit() as tx:
-        ids = await tx.tokens.active_ids(login.user_id, ctx.now()) if req.all else [login.token_id]
-        await tx.tokens.revoke(ids)
-    ctx.hub.end_sessions(login.user_id, ids, "logout", keep=ctx.session)
+    async with ctx.unit(check_login=False) as tx:
+        await tx.users.lock_sessions(login.user_id)
+        if req.all:
+            user = await tx.users.get(login.user_id)
+            if user is None or not await tx.tokens.hold(login.token_id, ctx.now()):
+                raise BadToken("token revoked or expired")
+            await end_all_sessions(tx, user.id, [user.tel])
+        elif not await tx.tokens.revoke_live(login.token_id, ctx.now()):
+            raise BadToken("token revoked or expired")
+    # After logout-all every socket of the user has a dead token, whichever it used.
+    ctx.hub.end_sessions(
+        login.user_id, None if req.all else [login.token_id], "logout", keep=ctx.session
+    )
     ctx.session.log_out()
     return LogoutResponse()
 

@@ -72,8 +72,13 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
         if ctx.session.login is not None and ctx.session.login.user_id != login.user_id:
             raise BadToken("token of another user than this socket's")
 
+    # The token is checked again inside the unit that uses it: a logout-all or a phone
+    # change committed since the read above leaves it nothing to mint or update.
     async with ctx.unit() as tx:
         if updating:
+            await tx.users.lock_sessions(login.user_id)
+            if not await tx.tokens.hold(login.token_id, now):
+                raise BadToken("token revoked or expired")
             user = await tx.users.update(login.user_id, **fields)
             token = req.token
         else:
@@ -94,7 +99,9 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
                 await tel_claimed(ctx, tx, user)
             else:
                 user = existing
-            await tx.tokens.bind_user(record.id, user.id)
+                await tx.users.lock_sessions(user.id)
+            if not await tx.tokens.bind_ticket(record.id, user.id, now):
+                raise BadToken("registration ticket revoked or expired")
             token, login = await issue_session(ctx, tx, user.id)
     last_seq, _ = await ctx.log_in(login)
     return UserRegisterResult(

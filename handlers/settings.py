@@ -7,12 +7,14 @@ from handlers.auth import (
     check_code,
     check_sms_limits,
     check_socket_interval,
+    end_all_sessions,
     issue_session,
     send_code,
 )
 from handlers.crush import claim_tel
 from lovewire.context import Context
 from lovewire.errors import (
+    BadToken,
     CodeExpired,
     CodeMismatch,
     LovewireError,
@@ -66,11 +68,22 @@ async def request_tel_change(ctx: Context, req: TelChangeRequest) -> TelChangeSe
 
 @table.handles(TelChangeCode)
 async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
-    """Check both codes, move the account to the new tel, revoke every other token."""
-    user_id = ctx.user_id
+    """Check both codes, move the account to the new tel, revoke every other token.
+
+    Every token of the user, and every registration ticket of the old or the new tel,
+    dies in the unit that moves the account (its user row locked first, the caller's
+    token checked there): none minted concurrently survives it.
+    """
+    caller = ctx.session.login
+    if caller is None:
+        raise BadToken("not logged in")
+    user_id = caller.user_id
     now = ctx.now()
     failures: list[LovewireError] = []
-    async with ctx.unit() as tx:
+    async with ctx.unit(check_login=False) as tx:
+        await tx.users.lock_sessions(user_id)
+        if not await tx.tokens.hold(caller.token_id, now):
+            raise BadToken("token revoked or expired")
         change = await tx.tel_changes.get(user_id)
         me = await tx.users.get(user_id)
         if me is None:
@@ -94,8 +107,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
                 assert pending is not None
                 await tx.codes.use(pending.id)
             await tx.tel_changes.delete(user_id)
-            revoked = await tx.tokens.active_ids(user_id, now)
-            await tx.tokens.revoke(revoked)
+            await end_all_sessions(tx, user_id, [change.old_tel, change.new_tel])
             user = await tx.users.update(user_id, tel=change.new_tel)
             # A crush of mine on the tel I now hold (expired or not) has no meaning left.
             mine = await tx.crushes.get(user_id, change.new_tel, 0)
@@ -106,9 +118,9 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
     if failures:
         # The wrong attempts are committed; the first error in contract order wins.
         raise min(failures, key=lambda exc: ERROR_PRECEDENCE.index(exc.error_no))
-    ctx.session.log_in(login)
     # Pushes go out after the response, so the sockets logged out here get none of them.
-    ctx.hub.end_sessions(user_id, revoked, "tel_changed", keep=ctx.session)
+    ctx.hub.end_sessions(user_id, None, "tel_changed", keep=ctx.session)
+    await ctx.confirm_login(login)
     return TelChangeResult(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )

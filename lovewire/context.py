@@ -49,11 +49,14 @@ class Services:
 class Context:
     """One request's world. Handlers get nothing else."""
 
-    __slots__ = ("log", "services", "session")
+    __slots__ = ("log", "on_login", "services", "session")
 
-    def __init__(self, services: Services, session: Session) -> None:
+    def __init__(self, services: Services, session: Session, *, on_login: bool = False) -> None:
         self.services = services
         self.session = session
+        #: The request acts as the session's login (a route of auth "user"): each of its
+        #: write units first checks, in the database, that the login's token is still live.
+        self.on_login = on_login
         self.log = logging.LoggerAdapter(log, {"conn": session.id})
 
     @property
@@ -85,9 +88,18 @@ class Context:
         return login.user_id
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Unit]:
-        """A write transaction; the pushes it stored go out after the request's response."""
+    async def unit(self, *, check_login: bool = True) -> AsyncIterator[Unit]:
+        """A write transaction; the pushes it stored go out after the request's response.
+
+        A request acting as the session's login writes only while its token is live: the
+        token is checked inside the transaction, first (BadToken if it was revoked or
+        expired since the request was authenticated, even by another process). Handlers
+        that check the token themselves (they revoke or refresh it) pass check_login=False.
+        """
+        login = self.session.login if check_login and self.on_login else None
         async with self.store.unit() as tx:
+            if login is not None and not await tx.tokens.hold(login.token_id, self.now()):
+                raise BadToken("token revoked or expired")
             yield tx
         self.session.outbox.extend(tx.new_pushes)
 
@@ -106,14 +118,8 @@ class Context:
                 raise BadToken("token expired")
             return current
         async with self.store.read() as tx:
-            record = await tx.tokens.by_hash(token_hash)
-        if (
-            record is None
-            or record.kind != "session"
-            or record.revoked
-            or record.user_id is None
-            or record.expires_ts <= now
-        ):
+            record = await tx.tokens.live_session(token_hash, now)
+        if record is None or record.user_id is None:
             raise BadToken("token not valid")
         return Login(record.user_id, record.id, token_hash, record.expires_ts)
 
@@ -124,12 +130,37 @@ class Context:
             self.hub.end_sessions(login.user_id, [login.token_id], "expired")
             self.session.log_out()
 
+    async def confirm_login(self, login: Login) -> None:
+        """Log the session in with a token just checked or minted, then check it again.
+
+        The socket joins the hub first and reads the token after: a revocation committed
+        before the read is seen here, one committed after it finds the socket in the hub
+        (its hub.end_sessions comes after its commit). Either way a revoked token never
+        stays logged in. BadToken (and logged out) if it is no longer live.
+        """
+        self.session.log_in(login)
+        async with self.store.read() as tx:
+            live = await tx.tokens.live_session(login.token_hash, self.now())
+        self._require(login, live is not None)
+
+    def _require(self, login: Login, live: bool) -> None:
+        if self.session.login is not login:
+            raise BadToken("session ended meanwhile")
+        if not live:
+            self.session.log_out()
+            raise BadToken("token revoked meanwhile")
+
     async def log_in(self, login: Login, last_seq: int | None = None) -> tuple[int, bool]:
-        """Log the session in and plan the replay; return (S, recovered) of section 5."""
+        """Log the session in and plan the replay; return (S, recovered) of section 5.
+
+        The token is checked again after the socket joined the hub (see confirm_login).
+        """
         self.session.log_in(login)
         async with self.store.read() as tx:
             upto = await tx.pushes.current_seq(login.user_id)
             oldest = await tx.pushes.oldest_seq(login.user_id)
+            live = await tx.tokens.live_session(login.token_hash, self.now())
+        self._require(login, live is not None)
         recovered = True
         if last_seq is not None:
             if last_seq > upto:

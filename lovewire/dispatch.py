@@ -119,7 +119,7 @@ class Dispatcher:
                 raise BadInput(_describe(exc)) from None
             if not _all_encodable(request):
                 raise BadInput("a field holds a lone surrogate, which is not Unicode text")
-            ctx = Context(self.services, session)
+            ctx = Context(self.services, session, on_login=route.auth == "user")
             await self._authenticate(route, request, ctx)
             self._rate_limit(session)
             try:

@@ -55,8 +55,29 @@ class UserRepo(ABC):
     async def update(self, user_id: int, **fields: Any) -> User:
         """Set the given columns (nickname, sex, birthday, signature, avatar, tel, ...)."""
 
+    @abstractmethod
+    async def lock_sessions(self, user_id: int) -> int | None:
+        """Lock the user's row until the unit ends and return its session generation.
+
+        The serialization point of sessions: every unit that mints, refreshes or revokes
+        a token of the user calls this first, so two of them never interleave (SQLite's
+        single writer holds it anyway; PostgreSQL: SELECT ... FOR UPDATE). None: no user.
+        """
+
+    @abstractmethod
+    async def end_sessions(self, user_id: int) -> int:
+        """Bump the user's session generation (locking the row): every token minted
+        before, even one minted by a unit committing at the same time, is dead. Returns
+        the new generation."""
+
 
 class TokenRepo(ABC):
+    """Session tokens and registration tickets, stored by hash.
+
+    A session token is live while it is not revoked, not expired, and of its user's
+    current session generation (`UserRepo.end_sessions` kills all of them at once).
+    """
+
     @abstractmethod
     async def create(
         self,
@@ -66,21 +87,47 @@ class TokenRepo(ABC):
         tel: str | None,
         expires_ts: int,
         now: int,
-    ) -> int: ...
+        gen: int = 0,
+    ) -> int:
+        """Store a token; a session token records `gen`, its user's current generation."""
 
     @abstractmethod
     async def by_hash(self, token_hash: bytes) -> Token | None: ...
 
     @abstractmethod
-    async def bind_user(self, token_id: int, user_id: int) -> None:
-        """Remember which user a registration ticket created."""
+    async def live_session(self, token_hash: bytes, now: int) -> Token | None:
+        """The session token with this hash if it is live now."""
+
+    @abstractmethod
+    async def hold(self, token_id: int, now: int) -> bool:
+        """True if the session token is live; it then stays so until the unit ends (its
+        user's row is locked: PostgreSQL SELECT ... FOR SHARE), so no revocation commits
+        between this check and the unit's own writes."""
+
+    @abstractmethod
+    async def revoke_live(self, token_id: int, now: int) -> bool:
+        """Revoke the session token if it is live; False if it was not (already refreshed,
+        revoked, expired or of an older generation): the caller lost the race. Call
+        `UserRepo.lock_sessions` first."""
+
+    @abstractmethod
+    async def revoke_all(self, user_id: int, tels: Iterable[str]) -> None:
+        """Mark every session token of the user revoked, and every registration ticket
+        bound to the user or issued for one of `tels` (a ticket never outlives the end of
+        the sessions of the account holding its tel)."""
+
+    @abstractmethod
+    async def bind_ticket(self, token_id: int, user_id: int, now: int) -> bool:
+        """Remember which user a registration ticket logs into, if the ticket is still
+        neither revoked nor expired; False otherwise. Call `UserRepo.lock_sessions` first
+        when the user already existed."""
 
     @abstractmethod
     async def revoke(self, token_ids: Iterable[int]) -> None: ...
 
     @abstractmethod
     async def active_ids(self, user_id: int, now: int) -> list[int]:
-        """Ids of the user's session tokens that are neither revoked nor expired."""
+        """Ids of the user's session tokens that are live."""
 
 
 class CodeRepo(ABC):

@@ -40,6 +40,8 @@ class Token:
     tel: str | None
     expires_ts: int
     revoked: bool
+    #: The user's session generation the token was minted in (0 for a ticket).
+    gen: int = 0
 
 
 @dataclass(frozen=True, slots=True)

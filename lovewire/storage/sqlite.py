@@ -110,6 +110,20 @@ class SqliteUsers(SqliteRepo, UserRepo):
         assert user is not None
         return user
 
+    async def lock_sessions(self, user_id: int) -> int | None:
+        # The unit already holds SQLite's one write lock (BEGIN IMMEDIATE): a read is enough.
+        row = await self._one("SELECT token_gen FROM users WHERE id = ?", (user_id,))
+        return int(row["token_gen"]) if row else None
+
+    async def end_sessions(self, user_id: int) -> int:
+        row = await self._one(
+            "UPDATE users SET token_gen = token_gen + 1 WHERE id = ? RETURNING token_gen",
+            (user_id,),
+        )
+        if row is None:
+            raise LookupError(f"no user {user_id}")
+        return int(row["token_gen"])
+
 
 def _token(row: sqlite3.Row) -> Token:
     return Token(
@@ -119,7 +133,15 @@ def _token(row: sqlite3.Row) -> Token:
         tel=row["tel"],
         expires_ts=row["expires_ts"],
         revoked=bool(row["revoked"]),
+        gen=row["gen"],
     )
+
+
+#: A live session token `t` (its user joined as `u`): the one definition of "valid".
+LIVE = (
+    "t.kind = 'session' AND t.revoked = 0 AND t.expires_ts > ?"
+    " AND t.gen = (SELECT u.token_gen FROM users u WHERE u.id = t.user_id)"
+)
 
 
 class SqliteTokens(SqliteRepo, TokenRepo):
@@ -131,11 +153,12 @@ class SqliteTokens(SqliteRepo, TokenRepo):
         tel: str | None,
         expires_ts: int,
         now: int,
+        gen: int = 0,
     ) -> int:
         cur = await self._exec(
-            "INSERT INTO tokens (hash, kind, user_id, tel, expires_ts, created_ts)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (token_hash, kind, user_id, tel, expires_ts, now),
+            "INSERT INTO tokens (hash, kind, user_id, tel, expires_ts, created_ts, gen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token_hash, kind, user_id, tel, expires_ts, now, gen),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -144,8 +167,39 @@ class SqliteTokens(SqliteRepo, TokenRepo):
         row = await self._one("SELECT * FROM tokens WHERE hash = ?", (token_hash,))
         return _token(row) if row else None
 
-    async def bind_user(self, token_id: int, user_id: int) -> None:
-        await self._exec("UPDATE tokens SET user_id = ? WHERE id = ?", (user_id, token_id))
+    async def live_session(self, token_hash: bytes, now: int) -> Token | None:
+        row = await self._one(
+            f"SELECT * FROM tokens t WHERE t.hash = ? AND {LIVE}", (token_hash, now)
+        )
+        return _token(row) if row else None
+
+    async def hold(self, token_id: int, now: int) -> bool:
+        # Inside a write unit SQLite's write lock already keeps every revocation out.
+        row = await self._one(f"SELECT 1 FROM tokens t WHERE t.id = ? AND {LIVE}", (token_id, now))
+        return row is not None
+
+    async def revoke_live(self, token_id: int, now: int) -> bool:
+        cur = await self._exec(
+            f"UPDATE tokens AS t SET revoked = 1 WHERE t.id = ? AND {LIVE}", (token_id, now)
+        )
+        return cur.rowcount == 1
+
+    async def revoke_all(self, user_id: int, tels: Iterable[str]) -> None:
+        tels = sorted(set(tels))
+        marks = ",".join("?" * len(tels)) or "NULL"
+        await self._exec(
+            "UPDATE tokens SET revoked = 1 WHERE revoked = 0 AND (user_id = ?"
+            f" OR (kind = 'ticket' AND tel IN ({marks})))",
+            (user_id, *tels),
+        )
+
+    async def bind_ticket(self, token_id: int, user_id: int, now: int) -> bool:
+        cur = await self._exec(
+            "UPDATE tokens SET user_id = ? WHERE id = ? AND kind = 'ticket' AND revoked = 0"
+            " AND expires_ts > ? AND (user_id IS NULL OR user_id = ?)",
+            (user_id, token_id, now, user_id),
+        )
+        return cur.rowcount == 1
 
     async def revoke(self, token_ids: Iterable[int]) -> None:
         await self.db.executemany(
@@ -154,9 +208,7 @@ class SqliteTokens(SqliteRepo, TokenRepo):
 
     async def active_ids(self, user_id: int, now: int) -> list[int]:
         rows = await self._all(
-            "SELECT id FROM tokens WHERE user_id = ? AND kind = 'session' AND revoked = 0"
-            " AND expires_ts > ?",
-            (user_id, now),
+            f"SELECT t.id FROM tokens t WHERE t.user_id = ? AND {LIVE}", (user_id, now)
         )
         return [row["id"] for row in rows]
 
