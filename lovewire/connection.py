@@ -13,6 +13,7 @@ from lovewire.context import MAX_REPLAY, Services
 from lovewire.pushes import DeliveryRecorder, render_push
 from lovewire.session import Login, Session
 from lovewire.storage.records import StoredPush
+from protocol.pushes import SessionEndNotify
 
 __all__ = ["Connection"]
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 #: Close codes: the client reads too slowly / its user has too many sockets.
 CLOSE_STALLED = 1013
 CLOSE_EVICTED = 1008
+
+_EXPIRED = SessionEndNotify(reason="expired").model_dump_json()
 
 
 class Connection(Session):
@@ -46,6 +49,8 @@ class Connection(Session):
         #: Pushes that arrived ahead of an earlier one, by seq, and the task filling the gap.
         self._early: dict[int, tuple[StoredPush, str]] = {}
         self._gap_filler: asyncio.Task[None] | None = None
+        #: Fires when the login's token expires (one per logged-in socket, none otherwise).
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- sending -------------------------------------------------------------------------
 
@@ -99,7 +104,7 @@ class Connection(Session):
             return
         if login.expires_ts <= self.services.clock.now():
             # An expired token gets no more pushes: its sockets are logged out (section 1).
-            self.services.hub.end_sessions(login.user_id, [login.token_id], "expired")
+            self.check_expiry()
             return
         if self._held is not None:
             self._held.append((push, frame))
@@ -157,7 +162,46 @@ class Connection(Session):
     def end_session(self, frame: str) -> None:
         Session.log_out(self)
         self._forget_pushes()
+        self._disarm_expiry()
         self.send(frame)
+
+    # -- token expiry ----------------------------------------------------------------------
+
+    def _arm_expiry(self) -> None:
+        """Set the timer for the login's expiry (replacing any earlier one)."""
+        self._disarm_expiry()
+        login = self.login
+        if login is None or self._closing:
+            return
+        delay = max(0.0, login.expires_ts - self.services.clock.now())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expiry_due)
+
+    def _disarm_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _expiry_due(self) -> None:
+        self._expiry = None
+        self.check_expiry()
+
+    def check_expiry(self) -> None:
+        """Log the socket out now if its token has expired by the server's clock.
+
+        Called by the timer (which runs on the loop's clock, so it re-checks the server's
+        and waits again if that is behind) and whenever the server's clock jumps.
+        """
+        login = self.login
+        if login is None:
+            return
+        if login.expires_ts > self.services.clock.now():
+            if self._expiry is None:
+                self._arm_expiry()
+            return
+        # Every socket of this process on that token is logged out with its notice.
+        self.services.hub.end_sessions(login.user_id, [login.token_id], "expired")
+        if self.login is login:  # not in the hub (it never is while logged in): end it here
+            self.end_session(_EXPIRED)
 
     def _forget_pushes(self) -> None:
         """Drop the pushes waiting for this socket's login or order."""
@@ -169,6 +213,7 @@ class Connection(Session):
 
     def evict(self) -> None:
         Session.log_out(self)
+        self._disarm_expiry()
         self.close(CLOSE_EVICTED, "too many sockets for this user")
 
     # -- login and replay ------------------------------------------------------------------
@@ -183,18 +228,21 @@ class Connection(Session):
             self._push_floor = 0
             self._held = []
             self.services.hub.attach(login.user_id, self)
+        self._arm_expiry()  # a new token (login, refresh) brings its own expiry
 
     def log_out(self) -> None:
         if self.login is not None:
             self.services.hub.detach(self.login.user_id, self)
         super().log_out()
         self._forget_pushes()
+        self._disarm_expiry()
 
     def detach(self) -> None:
         """Leave the hub: the socket is gone."""
         if self.login is not None:
             self.services.hub.detach(self.login.user_id, self)
         self._forget_pushes()
+        self._disarm_expiry()
 
     async def run_replay(self) -> None:
         """Send what the last login owes this socket, then the pushes held meanwhile."""

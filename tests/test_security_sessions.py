@@ -4,13 +4,19 @@ expired token logs its sockets out at the moment it expires."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
-from tests.conftest import Client, Server
+from lovewire.app import Lovewire
+from lovewire.clock import Clock, ManualClock
+from lovewire.config import Settings
+from lovewire.connection import Connection
+from tests.conftest import Client, Server, SmsPlatform
 
 DAY = 86400
 ROOMY: dict[str, Any] = {
@@ -249,3 +255,74 @@ async def test_phone_change_kills_tickets_of_the_old_and_the_new_tel(busy: Serve
             again = await c.request(register_info(stale))
             assert again["error_no"] == 5, again
         assert (await a.request({"type": "profile_request"}))["profile"]["tel"] == new_tel
+
+
+# -- item 9: an expired token logs its sockets out when it expires ---------------------------
+
+
+def _connection(server: Server, token_owner: Any) -> Connection:
+    assert server.app.ws is not None
+    return next(conn for conn in server.app.ws.connections if token_owner(conn))
+
+
+async def test_expiry_logs_sockets_out_at_that_moment(server: Server) -> None:
+    """When the token expires its sockets get session_end_notify {expired} at once,
+    without sending anything and without any push."""
+    async with server.connect() as a, server.connect() as b:
+        reg = await server.register(a)
+        assert (await b.request({"type": "auth_request", "token": reg["token"]}))["success"]
+        server.clock.advance(reg["token_expire_ts"] - server.clock.now() - 1)
+        assert (await a.request({"type": "ping_request"}))["success"] and a.pushes == []
+        server.clock.advance(1)
+        for c in (a, b):
+            ended = json.loads(await asyncio.wait_for(c.ws.recv(), 2))
+            assert ended == {"type": "session_end_notify", "reason": "expired"}
+            assert (await c.request({"type": "crush_list_request"}))["error_no"] == 5
+
+
+async def test_expiry_timer_fires_in_real_time(sms_platform: SmsPlatform, tmp_path: Any) -> None:
+    """On the wall clock, a token of two seconds logs its socket out by itself."""
+    settings = Settings(
+        host="127.0.0.1",
+        ws_port=0,
+        http_port=0,
+        data_dir=tmp_path / "data",
+        sms_provider="http",
+        sms_url=sms_platform.url,
+        token_days=2.5 / DAY,
+    )
+    async with Lovewire(settings, clock=Clock()) as app:
+        server = Server(app, sms_platform, ManualClock())
+        async with connect(server.ws_url) as ws:
+            c = Client(ws)
+            await server.register(c)
+            frame = await asyncio.wait_for(c.push(), 4)
+            assert frame == {"type": "session_end_notify", "reason": "expired"}
+
+
+async def test_expiry_timer_follows_the_login(server: Server) -> None:
+    """One timer per logged-in socket: replaced by a refresh (the old expiry passes quietly),
+    cancelled by a logout and by closing; none for HTTP requests."""
+    async with server.connect() as a:
+        reg = await server.register(a)
+        conn = _connection(server, lambda c: c.login is not None)
+        first = conn._expiry
+        assert first is not None
+        server.clock.advance(10 * DAY)
+        new = await a.request(REFRESH)
+        assert new["success"]
+        assert first.cancelled() and conn._expiry is not None and conn._expiry is not first
+        server.clock.advance(reg["token_expire_ts"] - server.clock.now() + 1)  # old expiry
+        assert (await a.request({"type": "ping_request"}))["success"] and a.pushes == []
+        assert (await a.request({"type": "logout_request"}))["success"]
+        assert conn._expiry is None
+        again = await server.login_code(a, reg["tel"])
+        assert again["success"]
+        armed = conn._expiry
+        assert armed is not None
+        ping = {"type": "ping_request", "token": again["token"]}
+        status, body = await server.post("/api", ping)
+        assert status == 200 and body["success"]
+        assert conn._expiry is armed and not armed.cancelled()
+        await server.app.stop()  # closes every socket and waits for their handlers
+    assert armed.cancelled() and conn._expiry is None
