@@ -117,7 +117,7 @@ async def send_code(
     except SmsSendError as exc:
         ctx.services.metrics.sms_failed += 1
         ctx.log.warning("SMS to a tel failed: %s", exc)
-        async with ctx.unit() as tx:
+        async with ctx.unit(check_login=False) as tx:  # undoes the send: trusts no token
             await tx.sms.delete(send_id)
             await tx.codes.delete(code_id)
         raise SmsFailed(str(exc)) from None
@@ -157,8 +157,9 @@ async def check_code(
 async def issue_session(ctx: Context, tx: Unit, user_id: int) -> tuple[str, Login]:
     """Create a session token for user_id in tx, of the user's current session generation.
 
-    The user's row is locked first: a logout-all or a phone change committing at the same
-    time either comes before (the token is of the new generation) or after (it kills it).
+    The user's row is locked for it: a logout-all or a phone change committing at the
+    same time comes either before (the token is of the new generation) or after (its
+    generation bump kills the token).
     """
     gen = await tx.users.lock_sessions(user_id)
     if gen is None:
@@ -172,9 +173,13 @@ async def issue_session(ctx: Context, tx: Unit, user_id: int) -> tuple[str, Logi
 
 
 async def end_all_sessions(tx: Unit, user_id: int, tels: list[str]) -> None:
-    """Kill every token of the user in tx, and the registration tickets of `tels`."""
-    await tx.users.end_sessions(user_id)
+    """Kill every token of the user in tx, and the registration tickets of `tels`.
+
+    The token rows first, then the generation on the user row (the order of locks of
+    TokenRepo): what a concurrent unit mints after the first is killed by the second.
+    """
     await tx.tokens.revoke_all(user_id, tels)
+    await tx.users.end_sessions(user_id)
 
 
 def app_time(ctx: Context, ts: int) -> str:
@@ -249,15 +254,14 @@ async def authenticate(ctx: Context, req: AuthRequest) -> AuthResponse:
 async def refresh_token(ctx: Context, req: TokenRefreshRequest) -> TokenRefreshResponse:
     """Swap this socket's token for a new one; the old one is revoked.
 
-    The old token is revoked only if it is still live, in the unit that mints the new one
-    (locking the user's row first): of concurrent refreshes of one token exactly one
-    wins, and a token revoked meanwhile (logout-all, phone change) refreshes into nothing.
+    The old token is revoked only if it is still live, by a conditional update in the unit
+    that mints the new one: of concurrent refreshes of one token exactly one wins, and a
+    token revoked meanwhile (logout-all, phone change) refreshes into nothing.
     """
     old = ctx.session.login
     if old is None:
         raise BadToken("not logged in")
     async with ctx.unit(check_login=False) as tx:
-        await tx.users.lock_sessions(old.user_id)
         if not await tx.tokens.revoke_live(old.token_id, ctx.now()):
             raise BadToken("token already refreshed or revoked")
         token, login = await issue_session(ctx, tx, old.user_id)
@@ -275,7 +279,6 @@ async def log_out(ctx: Context, req: LogoutRequest) -> LogoutResponse:
     if login is None:
         raise BadToken("not logged in")
     async with ctx.unit(check_login=False) as tx:
-        await tx.users.lock_sessions(login.user_id)
         if req.all:
             user = await tx.users.get(login.user_id)
             if user is None or not await tx.tokens.hold(login.token_id, ctx.now()):

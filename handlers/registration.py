@@ -76,7 +76,6 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
     # change committed since the read above leaves it nothing to mint or update.
     async with ctx.unit() as tx:
         if updating:
-            await tx.users.lock_sessions(login.user_id)
             if not await tx.tokens.hold(login.token_id, now):
                 raise BadToken("token revoked or expired")
             user = await tx.users.update(login.user_id, **fields)
@@ -99,7 +98,6 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
                 await tel_claimed(ctx, tx, user)
             else:
                 user = existing
-                await tx.users.lock_sessions(user.id)
             if not await tx.tokens.bind_ticket(record.id, user.id, now):
                 raise BadToken("registration ticket revoked or expired")
             token, login = await issue_session(ctx, tx, user.id)

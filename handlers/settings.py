@@ -71,8 +71,8 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
     """Check both codes, move the account to the new tel, revoke every other token.
 
     Every token of the user, and every registration ticket of the old or the new tel,
-    dies in the unit that moves the account (its user row locked first, the caller's
-    token checked there): none minted concurrently survives it.
+    dies in the unit that moves the account (the caller's token is held there first):
+    none minted concurrently survives it.
     """
     caller = ctx.session.login
     if caller is None:
@@ -81,7 +81,6 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
     now = ctx.now()
     failures: list[LovewireError] = []
     async with ctx.unit(check_login=False) as tx:
-        await tx.users.lock_sessions(user_id)
         if not await tx.tokens.hold(caller.token_id, now):
             raise BadToken("token revoked or expired")
         change = await tx.tel_changes.get(user_id)

@@ -326,3 +326,38 @@ async def test_expiry_timer_follows_the_login(server: Server) -> None:
         assert conn._expiry is armed and not armed.cancelled()
         await server.app.stop()  # closes every socket and waits for their handlers
     assert armed.cancelled() and conn._expiry is None
+
+
+async def test_tokens_of_a_database_before_generations_stay_valid(
+    start_server: Callable[..., Any], tmp_path: Any
+) -> None:
+    """A session token stored before migration 0004 still logs in after the upgrade, and
+    logout-all kills it."""
+    import sqlite3
+
+    from lovewire.security import hash_token, new_token
+    from lovewire.storage.sqlite import migrations
+
+    (tmp_path / "data").mkdir()
+    old = sqlite3.connect(tmp_path / "data" / "lovewire.db")
+    for number, _, sql in migrations():
+        if number < 4:
+            old.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    token = new_token()
+    old.execute(
+        "INSERT INTO users (id, tel, nickname, sex, birthday, created_ts)"
+        " VALUES (7, '13900000007', 'old', 1, '1990-01-01', 0)"
+    )
+    old.execute(
+        "INSERT INTO tokens (hash, kind, user_id, expires_ts, created_ts)"
+        " VALUES (?, 'session', 7, 4102444800, 0)",
+        (hash_token(token),),
+    )
+    old.commit()
+    old.close()
+    server: Server = await start_server()
+    async with server.connect() as c:
+        auth = await c.request({"type": "auth_request", "token": token})
+        assert auth["success"] and auth["user_id"] == "7", auth
+        assert (await c.request({"type": "logout_request", "all": True}))["success"]
+    await assert_dead(server, [token])

@@ -57,18 +57,18 @@ class UserRepo(ABC):
 
     @abstractmethod
     async def lock_sessions(self, user_id: int) -> int | None:
-        """Lock the user's row until the unit ends and return its session generation.
+        """Lock the user's row until the unit ends and return its session generation,
+        the one a token minted now records. None: no such user.
 
-        The serialization point of sessions: every unit that mints, refreshes or revokes
-        a token of the user calls this first, so two of them never interleave (SQLite's
-        single writer holds it anyway; PostgreSQL: SELECT ... FOR UPDATE). None: no user.
+        SQLite's single writer holds every row anyway; PostgreSQL: SELECT ... FOR UPDATE.
+        See TokenRepo for the order of locks.
         """
 
     @abstractmethod
     async def end_sessions(self, user_id: int) -> int:
         """Bump the user's session generation (locking the row): every token minted
-        before, even one minted by a unit committing at the same time, is dead. Returns
-        the new generation."""
+        before, even one a unit committing at the same time mints, is dead. Returns the
+        new generation."""
 
 
 class TokenRepo(ABC):
@@ -76,6 +76,14 @@ class TokenRepo(ABC):
 
     A session token is live while it is not revoked, not expired, and of its user's
     current session generation (`UserRepo.end_sessions` kills all of them at once).
+
+    Units that use a token are serialised on its row: `hold` (shared), `revoke_live`,
+    `bind_ticket` and `revoke_all` (exclusive) lock the token rows they read or change,
+    so a write trusting a token, a refresh, and a logout-all or a phone change never
+    interleave, under READ COMMITTED too. A token minted meanwhile, which no statement of
+    a revoking unit saw, is killed by the generation. Every unit takes its token rows
+    before the user row (`UserRepo.lock_sessions`, `end_sessions`, and the push counter
+    on the same row): one order, so no two units wait on each other in a cycle.
     """
 
     @abstractmethod
@@ -101,14 +109,14 @@ class TokenRepo(ABC):
     @abstractmethod
     async def hold(self, token_id: int, now: int) -> bool:
         """True if the session token is live; it then stays so until the unit ends (its
-        user's row is locked: PostgreSQL SELECT ... FOR SHARE), so no revocation commits
-        between this check and the unit's own writes."""
+        row is locked: PostgreSQL SELECT ... FOR SHARE), so no revocation commits between
+        this check and the unit's own writes."""
 
     @abstractmethod
     async def revoke_live(self, token_id: int, now: int) -> bool:
-        """Revoke the session token if it is live; False if it was not (already refreshed,
-        revoked, expired or of an older generation): the caller lost the race. Call
-        `UserRepo.lock_sessions` first."""
+        """Revoke the session token if it is live (one conditional UPDATE whose row count
+        decides); False if it was not (already refreshed, revoked, expired, or of an
+        older generation): the caller lost the race."""
 
     @abstractmethod
     async def revoke_all(self, user_id: int, tels: Iterable[str]) -> None:
@@ -119,8 +127,7 @@ class TokenRepo(ABC):
     @abstractmethod
     async def bind_ticket(self, token_id: int, user_id: int, now: int) -> bool:
         """Remember which user a registration ticket logs into, if the ticket is still
-        neither revoked nor expired; False otherwise. Call `UserRepo.lock_sessions` first
-        when the user already existed."""
+        neither revoked nor expired (a conditional UPDATE); False otherwise."""
 
     @abstractmethod
     async def revoke(self, token_ids: Iterable[int]) -> None: ...
