@@ -265,8 +265,8 @@ async def refresh_token(ctx: Context, req: TokenRefreshRequest) -> TokenRefreshR
         if not await tx.tokens.revoke_live(old.token_id, ctx.now()):
             raise BadToken("token already refreshed or revoked")
         token, login = await issue_session(ctx, tx, old.user_id)
+    ctx.replace_login(old, login)
     ctx.hub.end_sessions(old.user_id, [old.token_id], "refreshed", keep=ctx.session)
-    await ctx.confirm_login(login)
     return TokenRefreshResponse(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )

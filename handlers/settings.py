@@ -118,8 +118,8 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
         # The wrong attempts are committed; the first error in contract order wins.
         raise min(failures, key=lambda exc: ERROR_PRECEDENCE.index(exc.error_no))
     # Pushes go out after the response, so the sockets logged out here get none of them.
+    ctx.replace_login(caller, login)
     ctx.hub.end_sessions(user_id, None, "tel_changed", keep=ctx.session)
-    await ctx.confirm_login(login)
     return TelChangeResult(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )

@@ -49,14 +49,14 @@ class Services:
 class Context:
     """One request's world. Handlers get nothing else."""
 
-    __slots__ = ("log", "on_login", "services", "session")
+    __slots__ = ("acting", "log", "services", "session")
 
-    def __init__(self, services: Services, session: Session, *, on_login: bool = False) -> None:
+    def __init__(self, services: Services, session: Session) -> None:
         self.services = services
         self.session = session
-        #: The request acts as the session's login (a route of auth "user"): each of its
-        #: write units first checks, in the database, that the login's token is still live.
-        self.on_login = on_login
+        #: The login a request needing one acts as (its `token`, or the socket's): each of
+        #: its write units first checks, in the database, that this token is still live.
+        self.acting: Login | None = None
         self.log = logging.LoggerAdapter(log, {"conn": session.id})
 
     @property
@@ -96,7 +96,7 @@ class Context:
         expired since the request was authenticated, even by another process). Handlers
         that check the token themselves (they revoke or refresh it) pass check_login=False.
         """
-        login = self.session.login if check_login and self.on_login else None
+        login = self.acting if check_login else None
         async with self.store.unit() as tx:
             if login is not None and not await tx.tokens.hold(login.token_id, self.now()):
                 raise BadToken("token revoked or expired")
@@ -130,18 +130,17 @@ class Context:
             self.hub.end_sessions(login.user_id, [login.token_id], "expired")
             self.session.log_out()
 
-    async def confirm_login(self, login: Login) -> None:
-        """Log the session in with a token just checked or minted, then check it again.
+    def replace_login(self, old: Login, new: Login) -> None:
+        """Log the session in with `new`, minted by a unit that found `old` live.
 
-        The socket joins the hub first and reads the token after: a revocation committed
-        before the read is seen here, one committed after it finds the socket in the hub
-        (its hub.end_sessions comes after its commit). Either way a revoked token never
-        stays logged in. BadToken (and logged out) if it is no longer live.
+        If the session was ended while that unit ran, its user's tokens were revoked
+        after the unit checked `old` (a logout-all or a phone change, whose hub.end_sessions
+        follows its commit and whose generation bump killed `new` too): BadToken, and the
+        session stays logged out. A revocation committed later ends the session itself.
         """
-        self.session.log_in(login)
-        async with self.store.read() as tx:
-            live = await tx.tokens.live_session(login.token_hash, self.now())
-        self._require(login, live is not None)
+        if self.session.login is not old:
+            raise BadToken("session ended meanwhile")
+        self.session.log_in(new)
 
     def _require(self, login: Login, live: bool) -> None:
         if self.session.login is not login:
@@ -153,7 +152,10 @@ class Context:
     async def log_in(self, login: Login, last_seq: int | None = None) -> tuple[int, bool]:
         """Log the session in and plan the replay; return (S, recovered) of section 5.
 
-        The token is checked again after the socket joined the hub (see confirm_login).
+        The token is read again after the socket joined the hub: a revocation committed
+        before that read is seen, one committed after it finds the socket in the hub (its
+        hub.end_sessions follows its commit). Either way a revoked token never stays
+        logged in. BadToken (and logged out) if it is no longer live.
         """
         self.session.log_in(login)
         async with self.store.read() as tx:

@@ -119,7 +119,7 @@ class Dispatcher:
                 raise BadInput(_describe(exc)) from None
             if not _all_encodable(request):
                 raise BadInput("a field holds a lone surrogate, which is not Unicode text")
-            ctx = Context(self.services, session, on_login=route.auth == "user")
+            ctx = Context(self.services, session)
             await self._authenticate(route, request, ctx)
             self._rate_limit(session)
             try:
@@ -163,11 +163,15 @@ class Dispatcher:
                 await ctx.log_in(login)
             elif session.login.user_id != login.user_id:
                 raise BadToken("token of another user than this socket's")
+            if route.auth == "user":
+                ctx.acting = login
             return
         if session.login is not None and session.login.expires_ts <= ctx.now():
             ctx.end_expired_session()
-        if route.auth == "user" and session.login is None:
-            raise BadToken("not logged in")
+        if route.auth == "user":
+            if session.login is None:
+                raise BadToken("not logged in")
+            ctx.acting = session.login
 
     def publish_outbox(self, session: Session) -> None:
         """Deliver the pushes the session's last request committed (after its response)."""

@@ -214,6 +214,24 @@ async def test_write_after_revocation_by_another_process_is_refused(
         assert profile["profile"]["signature"] == ""
 
 
+async def test_a_write_is_checked_against_the_token_it_carries(
+    start_server: Callable[..., Any],
+) -> None:
+    """A socket whose own token was revoked elsewhere writes only with a live token in the
+    request (a token present authenticates that request)."""
+    first: Server = await start_server(**ROOMY)
+    second: Server = await start_server(**ROOMY)
+    async with first.connect() as a, second.connect() as b, second.connect() as d:
+        reg = await first.register(a)
+        fresh = await second.login_code(d, reg["tel"])
+        assert (await b.request({"type": "auth_request", "token": reg["token"]}))["success"]
+        assert (await b.request({"type": "logout_request"}))["success"]
+        bare = {"type": "profile_update_request", "signature": "bare"}
+        assert (await a.request(bare))["error_no"] == 5
+        carried = {"type": "profile_update_request", "signature": "ok", "token": fresh["token"]}
+        assert (await a.request(carried))["success"]
+
+
 # -- item 1: registration tickets die with the sessions --------------------------------------
 
 
