@@ -173,23 +173,28 @@ class Connection(Session):
         login = self.login
         if login is None or self._closing:
             return
-        delay = max(0.0, login.expires_ts - self.services.clock.now())
+        clock = self.services.clock
+        delay = max(0.0, login.expires_ts - clock.now())
         self._expiry = asyncio.get_running_loop().call_later(delay, self._expiry_due)
+        clock.watch(self.check_expiry)
 
     def _disarm_expiry(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+            self.services.clock.unwatch(self.check_expiry)
 
     def _expiry_due(self) -> None:
         self._expiry = None
+        self.services.clock.unwatch(self.check_expiry)
         self.check_expiry()
 
     def check_expiry(self) -> None:
         """Log the socket out now if its token has expired by the server's clock.
 
         Called by the timer (which runs on the loop's clock, so it re-checks the server's
-        and waits again if that is behind) and whenever the server's clock jumps.
+        and waits again if that is behind), and by the server's clock when it jumps (a
+        test's ManualClock; the wall clock never calls).
         """
         login = self.login
         if login is None:

@@ -51,18 +51,11 @@ class WsServer:
             ping_timeout=max(1.0, settings.ping_timeout - settings.ping_interval),
             close_timeout=5,
         )
-        self.services.clock.watch(self.check_expiries)
         sockname = next(iter(self._server.sockets)).getsockname()
         return int(sockname[1])
 
-    def check_expiries(self) -> None:
-        """Log out now every socket whose token has expired (the clock jumped)."""
-        for conn in list(self.connections):
-            conn.check_expiry()
-
     async def close(self) -> None:
         """Stop accepting, close every socket with 1001, wait for their handlers."""
-        self.services.clock.unwatch(self.check_expiries)
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()

@@ -333,7 +333,7 @@ async def test_expiry_timer_follows_the_login(server: Server) -> None:
         server.clock.advance(reg["token_expire_ts"] - server.clock.now() + 1)  # old expiry
         assert (await a.request({"type": "ping_request"}))["success"] and a.pushes == []
         assert (await a.request({"type": "logout_request"}))["success"]
-        assert conn._expiry is None
+        assert conn._expiry is None and server.clock._watchers == []
         again = await server.login_code(a, reg["tel"])
         assert again["success"]
         armed = conn._expiry
@@ -343,7 +343,7 @@ async def test_expiry_timer_follows_the_login(server: Server) -> None:
         assert status == 200 and body["success"]
         assert conn._expiry is armed and not armed.cancelled()
         await server.app.stop()  # closes every socket and waits for their handlers
-    assert armed.cancelled() and conn._expiry is None
+    assert armed.cancelled() and conn._expiry is None and server.clock._watchers == []
 
 
 async def test_tokens_of_a_database_before_generations_stay_valid(
