@@ -144,6 +144,13 @@ class PushRepo(ABC):
         """Store a push with the user's next seq."""
 
     @abstractmethod
+    async def append_if(self, user_id: int | None, body: str, now: int) -> StoredPush | None:
+        """Store a push for user_id; for None, run the same statements and store nothing.
+
+        For a push whose existence must not show in the time a request takes (4.3).
+        """
+
+    @abstractmethod
     async def current_seq(self, user_id: int) -> int: ...
 
     @abstractmethod
@@ -215,7 +222,8 @@ class CrushRepo(ABC):
         """When the holder of crush_tel was last told of this admirer's crush."""
 
     @abstractmethod
-    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, now: int) -> None: ...
+    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, ts: int) -> None:
+        """Record a notice at ts; a later notice already recorded is kept."""
 
 
 class TelChangeRepo(ABC):
@@ -342,6 +350,13 @@ class Unit(ABC):
         """Store a push for user_id in this transaction."""
         stored = await self.pushes.append(user_id, body, now)
         self.new_pushes.append(stored)
+        return stored
+
+    async def push_if(self, user_id: int | None, body: str, now: int) -> StoredPush | None:
+        """Store a push for user_id, or for None nothing, by the same statements."""
+        stored = await self.pushes.append_if(user_id, body, now)
+        if stored is not None:
+            self.new_pushes.append(stored)
         return stored
 
 

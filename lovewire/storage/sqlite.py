@@ -280,6 +280,21 @@ class SqlitePushes(SqliteRepo, PushRepo):
         )
         return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
 
+    async def append_if(self, user_id: int | None, body: str, now: int) -> StoredPush | None:
+        # user_id NULL matches no user and inserts no row, in the same two statements.
+        row = await self._one(
+            "UPDATE users SET push_seq = push_seq + 1 WHERE id = ? RETURNING push_seq", (user_id,)
+        )
+        seq = int(row["push_seq"]) if row is not None else None
+        await self._exec(
+            "INSERT INTO pushes (user_id, seq, body, created_ts)"
+            " SELECT ?, ?, ?, ? WHERE ? IS NOT NULL",
+            (user_id, seq, body, now, seq),
+        )
+        if user_id is None or seq is None:
+            return None
+        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+
     async def current_seq(self, user_id: int) -> int:
         row = await self._one("SELECT push_seq FROM users WHERE id = ?", (user_id,))
         return int(row["push_seq"]) if row else 0
