@@ -74,12 +74,13 @@ async def _notice(
     body = push_body(CrushNotify(count=count))
     if target is not None and target.crush_receive and due:
         await tx.crushes.noticed(due, tel, now)
-        await tx.push_if(target.id, body, now)
+        await tx.push_if(target.id, body, now, stand_in=admirer_ids[0])
     else:
         # A notice a whole interval ago changes nothing (a later one is kept; a notice
-        # now is still due) but writes the same row; the push stores nothing.
+        # now is still due) but writes the same row; the push stores nothing, by the same
+        # writes.
         await tx.crushes.noticed(admirer_ids, tel, now - NOTICE_INTERVAL)
-        await tx.push_if(None, body, now)
+        await tx.push_if(None, body, now, stand_in=admirer_ids[0])
 
 
 async def claim_tel(ctx: Context, tx: Unit, user: User) -> None:

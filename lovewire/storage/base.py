@@ -144,10 +144,14 @@ class PushRepo(ABC):
         """Store a push with the user's next seq."""
 
     @abstractmethod
-    async def append_if(self, user_id: int | None, body: str, now: int) -> StoredPush | None:
-        """Store a push for user_id; for None, run the same statements and store nothing.
+    async def append_if(
+        self, user_id: int | None, body: str, now: int, *, stand_in: int
+    ) -> StoredPush | None:
+        """Store a push for user_id; for None, store none by the same statements and writes.
 
-        For a push whose existence must not show in the time a request takes (4.3).
+        For a push whose existence must not show in the time a request takes (4.3): with
+        None, the row of user `stand_in` is rewritten unchanged and one placeholder push
+        (user 0, pruned like any push) is replaced, so as many pages change either way.
         """
 
     @abstractmethod
@@ -352,9 +356,11 @@ class Unit(ABC):
         self.new_pushes.append(stored)
         return stored
 
-    async def push_if(self, user_id: int | None, body: str, now: int) -> StoredPush | None:
+    async def push_if(
+        self, user_id: int | None, body: str, now: int, *, stand_in: int
+    ) -> StoredPush | None:
         """Store a push for user_id, or for None nothing, by the same statements."""
-        stored = await self.pushes.append_if(user_id, body, now)
+        stored = await self.pushes.append_if(user_id, body, now, stand_in=stand_in)
         if stored is not None:
             self.new_pushes.append(stored)
         return stored
