@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from lovewire.config import Settings, load_settings
@@ -70,10 +71,10 @@ class _NoWireTraffic(logging.Filter):
 
 
 class _NoRequestData(logging.Filter):
-    """Log a failed HTTP request's exception by its kind only: its text may quote the request."""
+    """Log an unparsable HTTP request's error by its kind only: its text quotes the request."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
+        if record.exc_info and isinstance(record.exc_info[1], HttpProcessingError):
             kind = type(record.exc_info[1]).__name__
             record.msg = f"{record.getMessage()}: {kind}"
             record.args = None

@@ -42,6 +42,7 @@ class Served:
     def __init__(self, proc: asyncio.subprocess.Process, ws_port: int, http_port: int) -> None:
         self.proc = proc
         self.ws_url = f"ws://127.0.0.1:{ws_port}"
+        self.http_port = http_port
         self.http_url = f"http://127.0.0.1:{http_port}"
 
     async def code(self, tel: str) -> str:
@@ -129,6 +130,17 @@ async def test_log_at_debug_holds_no_code_token_or_tel(tmp_path: Path) -> None:
             ):
                 assert (await resp.json())["profile"]["tel"] == tels[3]
             await _call(c, {"type": "crush_received_request"})
+        # Requests aiohttp cannot parse: its error quotes them (a tel in a header or path).
+        for raw in (
+            f"GARBAGE /api?tel={tels[1]} HTTP/1.1\r\n\r\n",
+            f"GET /api?tel={tels[1]} HTTP/1.1\r\nHost: {tels[2]}\x00\r\n\r\n",
+            f"POST /api HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}BAD /{tels[3]} HTTP/1.1\r\n\r\n",
+        ):
+            reader, writer = await asyncio.open_connection("127.0.0.1", served.http_port)
+            writer.write(raw.encode())
+            assert (await asyncio.wait_for(reader.read(), 10)).count(b" 400 ") == 1
+            writer.close()
+            await writer.wait_closed()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
