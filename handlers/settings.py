@@ -57,8 +57,17 @@ async def request_tel_change(ctx: Context, req: TelChangeRequest) -> TelChangeSe
         check_socket_interval(ctx)
         await check_sms_limits(ctx, tx, new_tel)
         await check_sms_limits(ctx, tx, me.tel)
-        if await tx.users.by_tel(new_tel) is not None:
-            raise TelTaken()
+        taken = await tx.users.by_tel(new_tel) is not None
+    if taken:
+        # Error 10 uses up the SMS budgets the two codes would have (socket, both tels, the
+        # address, the total): else it is a free, fast oracle of who is registered.
+        now = ctx.now()
+        async with ctx.unit() as tx:
+            for tel in (new_tel, me.tel):
+                await check_sms_limits(ctx, tx, tel)
+                await tx.sms.record(tel, ctx.session.addr, now)
+        ctx.session.sms_at = now
+        raise TelTaken()
     async with ctx.unit() as tx:
         await tx.tel_changes.put(user_id, new_tel, me.tel, ctx.now())
     await send_code(ctx, new_tel, TEL_NEW, user_id, check_socket=False)

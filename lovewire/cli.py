@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from lovewire.config import Settings, load_settings
@@ -54,7 +55,36 @@ def schema() -> dict[str, Any]:
     }
 
 
+class _NoWireTraffic(logging.Filter):
+    """Keep websockets' lines that carry no traffic: no frame, header or request line.
+
+    websockets starts its debug lines with `<` (received) or `>` (sent) when they show
+    what crossed the wire (a frame's contents: codes, tokens, tels), with `!` when they
+    carry a failure that may quote it; its state, keepalive and closing lines (`=`, `%`,
+    `-`, `x`) and everything at INFO and above are kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        return isinstance(record.msg, str) and record.msg[:2] in ("= ", "% ", "- ", "x ")
+
+
+class _NoRequestData(logging.Filter):
+    """Log an unparsable HTTP request's error by its kind only: its text quotes the request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HttpProcessingError):
+            kind = type(record.exc_info[1]).__name__
+            record.msg = f"{record.getMessage()}: {kind}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def _configure_logging(level: str) -> None:
+    """Log to stderr at `level`; at no level a frame's contents or a query's parameters."""
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
@@ -63,6 +93,12 @@ def _configure_logging(level: str) -> None:
     if level.upper() != "DEBUG":
         # One line per socket opened and closed is too much at thousands of sockets.
         logging.getLogger("websockets").setLevel(logging.WARNING)
+    for name in ("websockets.server", "websockets.client"):
+        logging.getLogger(name).addFilter(_NoWireTraffic())
+    logging.getLogger("aiohttp.server").addFilter(_NoRequestData())
+    # aiosqlite logs every statement with its parameters at DEBUG (tels, code hashes).
+    floor = max(logging.INFO, logging.getLogger().level)
+    logging.getLogger("aiosqlite").setLevel(floor)
 
 
 async def serve(settings: Settings) -> None:

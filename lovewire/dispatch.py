@@ -103,10 +103,12 @@ class Dispatcher:
         """Answer an already parsed JSON object."""
         type_ = payload.get("type")
         route = self.registry.get(type_) if isinstance(type_, str) else None
-        if route is None:
-            return self.error_frame("error", UnknownType())
-        self.services.metrics.requests[route.type] += 1
         request_id = payload.get("id")
+        if route is None:
+            # A valid id is echoed even here: a pipelining client learns which one failed.
+            echoed = request_id if _valid_id(request_id) else None
+            return _with_id(self.error_frame("error", UnknownType()), echoed)
+        self.services.metrics.requests[route.type] += 1
         try:
             if request_id is not None and not _valid_id(request_id):
                 request_id = None

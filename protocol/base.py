@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, ClassVar
@@ -11,9 +12,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     ValidationInfo,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
     "MAX_ID",
@@ -24,6 +29,7 @@ __all__ = [
     "Request",
     "Response",
     "Rules",
+    "Text",
     "UnsequencedNotify",
     "parse_id",
     "rules_of",
@@ -51,6 +57,70 @@ Id = Annotated[int, BeforeValidator(parse_id)]
 
 #: An id in a response or push: always a decimal string on the wire.
 IdOut = Annotated[int, PlainSerializer(str, return_type=str, when_used="always")]
+
+
+#: Bidirectional overrides and isolates: they make text read in another order than stored.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Zero-width characters: a text of only these (and white space) shows nothing.
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+#: Most code points read before normalizing, per character allowed after (NFC composes
+#: at most a few code points into one): a huge text is refused before any work.
+_RAW_PER_CHAR = 4
+
+
+def _blank(char: str) -> bool:
+    return char.isspace() or char in _ZERO_WIDTH
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text people read (section 2), as an `Annotated[str, Text(...)]` marker.
+
+    Refused (error 2): control characters (a line feed is allowed where `line_breaks`),
+    bidirectional overrides and isolates, a length out of range once NFC-normalized. A
+    text that is only white space and zero-width characters is empty: `""` where
+    `min_length` is 0, refused otherwise. Kept NFC-normalized; with `strip`, without the
+    white space and zero-width characters around it.
+    """
+
+    max_length: int
+    min_length: int = 0
+    line_breaks: bool = True
+    strip: bool = False
+
+    def __call__(self, value: str) -> str:
+        if len(value) > _RAW_PER_CHAR * self.max_length + _RAW_PER_CHAR:
+            raise ValueError(f"at most {self.max_length} characters")
+        for char in value:
+            if char in _BIDI_CONTROLS:
+                raise ValueError("bidirectional control characters are not allowed")
+            category = unicodedata.category(char)
+            if category == "Cc" and not (char == "\n" and self.line_breaks):
+                raise ValueError("control characters are not allowed")
+            if category in ("Zl", "Zp") and not self.line_breaks:
+                raise ValueError("line breaks are not allowed")
+        if not unicodedata.is_normalized("NFC", value):
+            value = unicodedata.normalize("NFC", value)
+        shown = [i for i, char in enumerate(value) if not _blank(char)]
+        if not shown:
+            value = ""
+        elif self.strip:
+            value = value[shown[0] : shown[-1] + 1]
+        if not self.min_length <= len(value) <= self.max_length:
+            raise ValueError(f"must be {self.min_length} to {self.max_length} characters")
+        return value
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(minLength=self.min_length, maxLength=self.max_length)
+        return json_schema
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from protocol.base import Request, Response
+from protocol.base import Request, Response, Text
 from protocol.session import Tel
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 #: Crush words: 0..100 characters (section 2).
-CrushWords = Annotated[str | None, Field(max_length=100)]
+CrushWords = Annotated[str, Text(100)] | None
 
 
 class CrushAddRequest(Request):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from protocol.base import Id, IdOut, Request, Response
+from protocol.base import Id, IdOut, Request, Response, Text
 
 __all__ = [
     "COMMENTS_PER_POST",
@@ -60,13 +60,7 @@ ClientMsgId = Annotated[
 ]
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-Words = Annotated[str, BeforeValidator(_none_to_empty), Field(max_length=WORDS_MAX)]
+Words = Annotated[str, BeforeValidator(_none_to_empty), Text(WORDS_MAX)]
 
 
 class _Shape(BaseModel):
@@ -190,7 +184,7 @@ class PictureCommentRequest(Request):
     RESPONSE: ClassVar[str] = "picture_comment_response"
     type: Literal["picture_comment_request"] = "picture_comment_request"
     picture_id: Id
-    msg: Annotated[str, Field(min_length=1, max_length=MSG_MAX), AfterValidator(_not_blank)]
+    msg: Annotated[str, Text(MSG_MAX, min_length=1)]
     reply_to: Id | None = None
     client_msg_id: ClientMsgId = None
 

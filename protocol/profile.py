@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from protocol.base import Id, IdOut, Request, Response
+from protocol.base import Id, IdOut, Request, Response, Text
 from protocol.session import BirthFields, Nickname
 
 __all__ = [
@@ -69,7 +69,7 @@ class ProfileUpdateRequest(BirthFields):
     type: Literal["profile_update_request"] = "profile_update_request"
     nickname: Nickname | None = None
     sex: Literal[0, 1] | None = None
-    signature: Annotated[str | None, Field(max_length=SIGNATURE_MAX)] = None
+    signature: Annotated[str, Text(SIGNATURE_MAX)] | None = None
     avatar: str | None = None
 
 

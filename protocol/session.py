@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.base import IdOut, Request, Response, rules_of
+from protocol.base import IdOut, Request, Response, Text, rules_of
 from protocol.tel import normalize_tel
 from protocol.times import age_on, parse_app_date
 
@@ -52,17 +52,10 @@ def _tel(value: str, info: ValidationInfo) -> str:
     return tel
 
 
-def _nickname(value: str) -> str:
-    """A nickname of 1..20 characters, surrounding blanks dropped."""
-    nickname = value.strip()
-    if not 1 <= len(nickname) <= NICKNAME_MAX:
-        raise ValueError("nickname must be 1 to 20 characters")
-    return nickname
-
-
 #: A tel, read in any accepted shape and given to handlers in its stored form.
 Tel = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_tel)]
-Nickname = Annotated[str, AfterValidator(_nickname)]
+#: A nickname: one line of 1..20 characters, surrounding blanks dropped.
+Nickname = Annotated[str, Text(NICKNAME_MAX, min_length=1, line_breaks=False, strip=True)]
 Seq = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 

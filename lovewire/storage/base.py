@@ -198,6 +198,17 @@ class PushRepo(ABC):
         """Store a push with the user's next seq."""
 
     @abstractmethod
+    async def append_if(
+        self, user_id: int | None, body: str, now: int, *, stand_in: int
+    ) -> StoredPush | None:
+        """Store a push for user_id; for None, store none by the same statements and writes.
+
+        For a push whose existence must not show in the time a request takes (4.3): with
+        None, the row of user `stand_in` is rewritten unchanged and one placeholder push
+        (user 0, pruned like any push) is replaced, so as many pages change either way.
+        """
+
+    @abstractmethod
     async def current_seq(self, user_id: int) -> int: ...
 
     @abstractmethod
@@ -269,7 +280,8 @@ class CrushRepo(ABC):
         """When the holder of crush_tel was last told of this admirer's crush."""
 
     @abstractmethod
-    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, now: int) -> None: ...
+    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, ts: int) -> None:
+        """Record a notice at ts; a later notice already recorded is kept."""
 
 
 class TelChangeRepo(ABC):
@@ -396,6 +408,15 @@ class Unit(ABC):
         """Store a push for user_id in this transaction."""
         stored = await self.pushes.append(user_id, body, now)
         self.new_pushes.append(stored)
+        return stored
+
+    async def push_if(
+        self, user_id: int | None, body: str, now: int, *, stand_in: int
+    ) -> StoredPush | None:
+        """Store a push for user_id, or for None nothing, by the same statements."""
+        stored = await self.pushes.append_if(user_id, body, now, stand_in=stand_in)
+        if stored is not None:
+            self.new_pushes.append(stored)
         return stored
 
 

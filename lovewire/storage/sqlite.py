@@ -332,6 +332,25 @@ class SqlitePushes(SqliteRepo, PushRepo):
         )
         return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
 
+    async def append_if(
+        self, user_id: int | None, body: str, now: int, *, stand_in: int
+    ) -> StoredPush | None:
+        step, owner = (1, user_id) if user_id is not None else (0, stand_in)
+        row = await self._one(
+            "UPDATE users SET push_seq = push_seq + ? WHERE id = ? RETURNING push_seq",
+            (step, owner),
+        )
+        seq = int(row["push_seq"]) if row is not None and user_id is not None else None
+        # Without a push, the placeholder (user 0, seq 0) is replaced: the same table and
+        # index pages are written as for a new push, and no user ever reads it.
+        await self._exec(
+            "INSERT OR REPLACE INTO pushes (user_id, seq, body, created_ts) VALUES (?, ?, ?, ?)",
+            (0, 0, body, now) if seq is None else (user_id, seq, body, now),
+        )
+        if user_id is None or seq is None:
+            return None
+        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+
     async def current_seq(self, user_id: int) -> int:
         row = await self._one("SELECT push_seq FROM users WHERE id = ?", (user_id,))
         return int(row["push_seq"]) if row else 0

@@ -130,11 +130,11 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
         )
         return int(row["ts"]) if row else None
 
-    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, now: int) -> None:
+    async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, ts: int) -> None:
         await self.db.executemany(
             "INSERT INTO crush_notices (admirer_id, crush_tel, ts) VALUES (?, ?, ?)"
-            " ON CONFLICT (admirer_id, crush_tel) DO UPDATE SET ts = excluded.ts",
-            [(admirer_id, crush_tel, now) for admirer_id in admirer_ids],
+            " ON CONFLICT (admirer_id, crush_tel) DO UPDATE SET ts = MAX(ts, excluded.ts)",
+            [(admirer_id, crush_tel, ts) for admirer_id in admirer_ids],
         )
 
 
