@@ -262,12 +262,14 @@ def _has_alpha(frame: Image.Image) -> bool:
 
 
 def _clean(
-    frame: Image.Image, target: str, srgb: _Srgb, turn: Image.Transpose | None
+    frame: Image.Image, target: str, srgb: _Srgb, turn: Image.Transpose | None, reuse: bool
 ) -> Image.Image:
-    """One frame's pixels, upright, in sRGB, with no metadata; may reuse `frame`."""
+    """One frame's pixels, upright, in sRGB, with no metadata; `reuse`: may be `frame`."""
     transparency = frame.info.get("transparency")
     alpha = _has_alpha(frame)
     out = frame.transpose(turn) if turn is not None else frame
+    if out is frame and not reuse:
+        out = frame.copy()
     converted = srgb(out, alpha)
     if target == "JPEG" and converted.mode not in ("L", "RGB", "CMYK"):
         converted = converted.convert("RGB")
@@ -300,7 +302,7 @@ def _reencode(image: Image.Image, max_pixels: int) -> tuple[str, bytes]:
         if target == "JPEG" or int(getattr(image, "n_frames", 1)) == 1:
             image.load()
             width, height = image.size
-            frames.append(_clean(image, target, srgb, turn))
+            frames.append(_clean(image, target, srgb, turn, reuse=True))
             if frames[0] is not image:
                 image.close()  # free the decoded pixels before encoding
         else:
@@ -312,8 +314,7 @@ def _reencode(image: Image.Image, max_pixels: int) -> tuple[str, bytes]:
                     raise PayloadRefused("too many pixels summed over the frames")
                 frame.load()
                 durations.append(int(frame.info.get("duration", 0) or 0))
-                cleaned = _clean(frame, target, srgb, turn)
-                frames.append(cleaned.copy() if cleaned is frame else cleaned)
+                frames.append(_clean(frame, target, srgb, turn, reuse=False))
         out = io.BytesIO()
         options: dict[str, Any] = {}
         if target == "JPEG":
