@@ -50,6 +50,7 @@ class _Worker:
     jobs: int = 0
     alive: bool = True
     retired: bool = False
+    exit_code: int | None = None
 
 
 class ImagePool:
@@ -69,9 +70,11 @@ class ImagePool:
         self.cpu_seconds = cpu_seconds
         self.memory_bytes = memory_bytes
         self.deadline = deadline
-        #: Pictures decoded, and workers killed or dead over their budget (for tests, metrics).
+        #: Pictures decoded; workers killed or dead over a budget, and how each ended (for
+        #: tests and metrics: -SIGXCPU over the CPU limit, -SIGKILL past the deadline).
         self.decoded = 0
         self.killed = 0
+        self.exit_codes: list[int | None] = []
         self._mp: ForkServerContext | SpawnContext
         if "forkserver" in multiprocessing.get_all_start_methods():
             # Workers fork from a clean process that has Pillow loaded: fast to start.
@@ -169,8 +172,9 @@ class ImagePool:
         except (EOFError, OSError):
             why = "picture went over its decoding budget"
         worker.alive = False
-        self.killed += 1
         self._retire(worker)
+        self.killed += 1
+        self.exit_codes.append(worker.exit_code)
         return worker, ("refused", why)
 
     def _retire(self, worker: _Worker) -> None:
@@ -184,6 +188,7 @@ class ImagePool:
         with contextlib.suppress(Exception):
             worker.process.kill()
         worker.process.join(5)
+        worker.exit_code = worker.process.exitcode
         with contextlib.suppress(Exception):
             worker.process.close()
         worker.conn.close()

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import resource
+import signal
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -21,8 +22,8 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from bench.pictures import big_png, many_frame_gif, repeated_scan_jpeg, semicolon_uri
+from lovewire import images
 from lovewire.errors import PayloadRefused
-from lovewire.images import parse_data_uri
 from tests.conftest import Client, Server
 
 UPLOAD_ROUTE = "/index.php?r=picture/upload"
@@ -112,15 +113,15 @@ def png_7000() -> str:
 async def test_picture_huge_png_decoded_outside_server_rss_stays_low(
     start_server: Callable[..., Any],
 ) -> None:
-    """4 PNGs of 7000x7000 (147 MB each decoded) at once leave the server's peak RSS low."""
-    server: Server = await start_server(uploads_per_hour=100, picture_workers=2, picture_wait=0)
+    """3 PNGs of 7000x7000 (147 MB each decoded) at once leave the server's peak RSS low."""
+    server: Server = await start_server(uploads_per_hour=100, picture_workers=1, picture_wait=0)
     attack = png_7000()
     async with server.connect() as a:
         reg = await server.register(a)
         reset_peak_rss()
         base = rss_kib("VmRSS:")
         answers = await asyncio.gather(
-            *(post_upload(server, reg["token"], attack) for _ in range(4))
+            *(post_upload(server, reg["token"], attack) for _ in range(3))
         )
         peak = rss_kib("VmHWM:")
         assert {a["error_no"] for a in answers} <= {0, 6, 11}, answers
@@ -175,7 +176,7 @@ async def test_picture_over_cpu_budget_worker_killed_error_11_pool_keeps_serving
 ) -> None:
     """With the scan limit lifted, 20 s of decoding is cut at the CPU budget: error 11."""
     server: Server = await start_server(
-        picture_max_scans=1_000_000, picture_cpu_seconds=1, picture_workers=1
+        picture_max_scans=1_000_000, picture_cpu_seconds=1, picture_deadline=120
     )
     attack = uri(repeated_scan_jpeg(2000, 5000), "image/jpeg")
     async with server.connect() as a:
@@ -183,7 +184,24 @@ async def test_picture_over_cpu_budget_worker_killed_error_11_pool_keeps_serving
         refused = await post_upload(server, reg["token"], attack)
         assert (refused["success"], refused["error_no"]) == (False, 11)
         assert server.app.services is not None
-        assert server.app.services.pictures.killed == 1
+        assert server.app.services.pictures.exit_codes == [-signal.SIGXCPU]
+        await still_serving(server, a)
+
+
+async def test_picture_past_deadline_worker_killed_error_11_pool_keeps_serving(
+    start_server: Callable[..., Any],
+) -> None:
+    """A decode still running at the wall-clock deadline is killed: error 11, then served."""
+    server: Server = await start_server(
+        picture_max_scans=1_000_000, picture_cpu_seconds=600, picture_deadline=1
+    )
+    attack = uri(repeated_scan_jpeg(2000, 5000), "image/jpeg")
+    async with server.connect() as a:
+        reg = await server.register(a)
+        refused = await post_upload(server, reg["token"], attack)
+        assert (refused["success"], refused["error_no"]) == (False, 11)
+        assert server.app.services is not None
+        assert server.app.services.pictures.exit_codes == [-signal.SIGKILL]
         await still_serving(server, a)
 
 
@@ -228,10 +246,10 @@ def test_data_uri_header_longer_than_256_refused() -> None:
     """The header is only looked for in the first 256 characters; a longer one is refused."""
     raw = picture()
     fine = "data:image/png;" + "x" * 200 + ";base64," + base64.b64encode(raw).decode()
-    assert parse_data_uri(fine, 10**6) == ("PNG", raw)
+    assert images.parse_data_uri(fine, 10**6) == ("PNG", raw)
     long = "data:image/png;" + "x" * 300 + ";base64," + base64.b64encode(raw).decode()
     with pytest.raises(PayloadRefused):
-        parse_data_uri(long, 10**6)
+        images.parse_data_uri(long, 10**6)
 
 
 # -- item 2: budgets before decoding; refused pictures count; avatars have their own --
