@@ -193,7 +193,7 @@ async def test_picture_past_deadline_worker_killed_error_11_pool_keeps_serving(
 ) -> None:
     """A decode still running at the wall-clock deadline is killed: error 11, then served."""
     server: Server = await start_server(
-        picture_max_scans=1_000_000, picture_cpu_seconds=600, picture_deadline=1
+        picture_max_scans=1_000_000, picture_cpu_seconds=600, picture_deadline=2
     )
     attack = uri(repeated_scan_jpeg(2000, 5000), "image/jpeg")
     async with server.connect() as a:
