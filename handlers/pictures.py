@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -14,10 +13,11 @@ from lovewire.errors import (
     PictureNotFound,
     TooFrequent,
 )
-from lovewire.images import image_url, remove_image, store_image
+from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.base import Unit
 from lovewire.storage.records import Picture, PictureComment
+from lovewire.uploads import forget_file, give_back, store_picture
 from protocol.pictures import (
     COMMENTS_PER_POST,
     REPLIES_PER_COMMENT,
@@ -44,7 +44,7 @@ from protocol.pictures import (
 from protocol.pushes import PictureCommentNotify, PictureLikeNotify
 from protocol.times import format_app_time
 
-__all__ = ["forget_file", "table"]
+__all__ = ["table"]
 
 table = HandlerTable()
 
@@ -71,20 +71,6 @@ async def _picture(tx: Unit, picture_id: int) -> Picture:
     if picture is None:
         raise PictureNotFound()
     return picture
-
-
-async def forget_file(ctx: Context, rel_path: str) -> None:
-    """Delete a stored file unless a post or an avatar still refers to it.
-
-    The check and the removal happen inside one write unit, so an upload (which checks
-    its file inside its own unit) never commits a post whose file is gone.
-    """
-    try:
-        async with ctx.unit() as tx:
-            if not await tx.pictures.path_in_use(rel_path):
-                remove_image(rel_path, ctx.services.media_dir)
-    except Exception:
-        ctx.log.exception("could not remove an unused stored picture")
 
 
 def _threads(
@@ -172,38 +158,29 @@ def _uploaded(ctx: Context, picture: Picture) -> PictureUploadResponse:
 
 @table.handles(PictureUploadRequest)
 async def upload_picture(ctx: Context, req: PictureUploadRequest) -> PictureUploadResponse:
-    """Check and store a picture, then post it with its words."""
+    """Check and store a picture (its budget spent first), then post it with its words."""
     user_id = ctx.user_id
-    settings = ctx.settings
-    now = ctx.now()
     key = req.client_msg_id
-    async with ctx.store.read() as tx:
-        first = await tx.pictures.by_client_msg_id(user_id, key) if key else None
-        if first is None:
-            await _check_rate(tx, user_id, UPLOAD, settings.uploads_per_hour, HOUR, now)
-    if first is not None:
-        return _uploaded(ctx, first)
-    media_dir = ctx.services.media_dir
-    rel = await asyncio.to_thread(
-        store_image,
-        req.picture,
-        media_dir,
-        max_bytes=settings.max_upload,
-        max_pixels=settings.max_pixels,
-    )
+    if key:
+        async with ctx.store.read() as tx:
+            first = await tx.pictures.by_client_msg_id(user_id, key)
+        if first is not None:
+            return _uploaded(ctx, first)
+    now = ctx.now()
+    rel = await store_picture(ctx, req.picture, UPLOAD, ctx.settings.uploads_per_hour, HOUR, now)
     try:
         async with ctx.unit() as tx:
             first = await tx.pictures.by_client_msg_id(user_id, key) if key else None
             if first is None:
-                await _check_rate(tx, user_id, UPLOAD, settings.uploads_per_hour, HOUR, now)
-                if not (media_dir / rel).is_file():
+                if not (ctx.services.media_dir / rel).is_file():
                     raise Internal("the stored picture was removed meanwhile")
                 picture = await tx.pictures.create(user_id, rel, req.words, key, now)
-                await tx.pictures.record_action(user_id, UPLOAD, now, now - HOUR)
     except BaseException:
+        await give_back(ctx, UPLOAD, now)
         await forget_file(ctx, rel)
         raise
     if first is not None:
+        await give_back(ctx, UPLOAD, now)
         if first.path != rel:
             await forget_file(ctx, rel)
         return _uploaded(ctx, first)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime
 
 from handlers.registration import personal_fields
 from lovewire.context import Context
-from lovewire.errors import UserNotFound
-from lovewire.images import image_url, store_image
+from lovewire.errors import Internal, UserNotFound
+from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.records import User
+from lovewire.uploads import forget_file, give_back, store_picture
 from protocol.profile import (
     SIGNATURE_MAX,
     OwnProfile,
@@ -25,6 +25,9 @@ from protocol.times import age_on, format_app_date
 __all__ = ["SIGNATURE_MAX", "table"]
 
 table = HandlerTable()
+
+DAY = 86400
+AVATAR = "avatar"
 
 
 def _avatar(ctx: Context, user: User) -> str:
@@ -72,22 +75,30 @@ async def get_profile(ctx: Context, req: ProfileRequest) -> ProfileResponse:
 
 @table.handles(ProfileUpdateRequest)
 async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpdateResponse:
-    """Change the given fields; the avatar is stored like a picture."""
+    """Change the given fields; the avatar is stored like a picture, the old one forgotten."""
     fields = personal_fields(req)
     if req.signature is not None:
         fields["signature"] = req.signature
     user_id = ctx.user_id
+    now = ctx.now()
+    new_file = ""
     if req.avatar == "":
         fields["avatar"] = ""
     elif req.avatar is not None:
-        settings = ctx.settings
-        fields["avatar"] = await asyncio.to_thread(
-            store_image,
-            req.avatar,
-            ctx.services.media_dir,
-            max_bytes=settings.max_upload,
-            max_pixels=settings.max_pixels,
-        )
-    async with ctx.unit() as tx:
-        user = await tx.users.update(user_id, **fields)
+        limit = ctx.settings.avatars_per_day
+        new_file = await store_picture(ctx, req.avatar, AVATAR, limit, DAY, now)
+        fields["avatar"] = new_file
+    try:
+        async with ctx.unit() as tx:
+            before = await tx.users.get(user_id)
+            if new_file and not (ctx.services.media_dir / new_file).is_file():
+                raise Internal("the stored picture was removed meanwhile")
+            user = await tx.users.update(user_id, **fields)
+    except BaseException:
+        if new_file:
+            await give_back(ctx, AVATAR, now)
+            await forget_file(ctx, new_file)
+        raise
+    if "avatar" in fields and before is not None and before.avatar not in ("", user.avatar):
+        await forget_file(ctx, before.avatar)
     return ProfileUpdateResponse(profile=own_profile(ctx, user))

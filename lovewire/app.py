@@ -14,6 +14,7 @@ from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.httpserver import HttpServer
 from lovewire.hub import Hub, LocalHub
+from lovewire.imagepool import ImagePool
 from lovewire.pushes import DeliveryRecorder
 from lovewire.registry import Registry
 from lovewire.security import CodeHasher, load_secret
@@ -71,6 +72,14 @@ class Lovewire:
             hub = self._hub or LocalHub(settings.zone, settings.sockets_per_user)
             await hub.start()
             stack.push_async_callback(hub.close)
+            pictures = ImagePool(
+                workers=settings.picture_workers,
+                wait=settings.picture_wait,
+                cpu_seconds=settings.picture_cpu_seconds,
+                memory_bytes=settings.picture_memory_mb * 2**20,
+                deadline=settings.picture_deadline,
+            )
+            stack.push_async_callback(pictures.close)
             services = Services(
                 settings=settings,
                 store=store,
@@ -78,6 +87,7 @@ class Lovewire:
                 sms=sms,
                 clock=self.clock,
                 codes=CodeHasher(load_secret(settings.data_dir / "secret.key")),
+                pictures=pictures,
             )
             self.services = services
             recorder = self.recorder = DeliveryRecorder(store)

@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     outbound_queue: int = Field(256, ge=8)
     #: Days a stored push is kept for replay.
     push_retention_days: float = Field(7, ge=7)
+    # -- pictures (security) --
+    avatars_per_day: int = Field(10, ge=0)
+    #: Pictures decoded at once, each in a worker process (0: one per core, at most 4).
+    picture_workers: int = Field(0, ge=0)
+    #: Seconds a picture waits for a free worker before it is refused with error 6.
+    picture_wait: float = Field(5, ge=0)
+    #: One picture's decoding budget: CPU seconds, memory (MiB), wall-clock seconds.
+    picture_cpu_seconds: int = Field(2, ge=1)
+    picture_memory_mb: int = Field(384, ge=16)
+    picture_deadline: float = Field(10, gt=0)
+    #: Frames of an animation, and scans of a progressive JPEG, in one picture.
+    picture_max_frames: int = Field(1000, ge=1)
+    picture_max_scans: int = Field(100, ge=1)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

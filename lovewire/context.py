@@ -12,6 +12,7 @@ from lovewire.clock import Clock
 from lovewire.config import Settings
 from lovewire.errors import BadToken
 from lovewire.hub import Hub
+from lovewire.imagepool import ImagePool
 from lovewire.metrics import Metrics
 from lovewire.pushes import push_body
 from lovewire.security import CodeHasher, hash_token
@@ -39,6 +40,7 @@ class Services:
     sms: SmsGateway
     clock: Clock
     codes: CodeHasher
+    pictures: ImagePool
     metrics: Metrics = field(default_factory=Metrics)
 
     @property

@@ -403,10 +403,12 @@ async def test_upload_words_over_500_error_2(server: Server) -> None:
 async def test_upload_over_hourly_limit_error_6_until_hour_passes(
     start_server: Callable[..., Any],
 ) -> None:
-    """uploads_per_hour caps posts (refused ones cost nothing); retry_after says when."""
-    server: Server = await start_server(uploads_per_hour=2)
+    """uploads_per_hour caps posts; retry_after says when. A picture refused after decoding
+    counts (contract section 2), one refused before (bad base64) does not."""
+    server: Server = await start_server(uploads_per_hour=3)
     async with server.connect() as a:
         await server.register(a)
+        assert (await upload(a, picture="data:image/jpeg;base64,%%%"))["error_no"] == 11
         assert (await upload(a, picture=uri(b"nope")))["error_no"] == 11
         assert (await upload(a))["success"]
         server.clock.advance(600)

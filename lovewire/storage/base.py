@@ -387,6 +387,10 @@ class PictureRepo(ABC):
     async def record_action(self, user_id: int, kind: str, now: int, forget_before: int) -> None:
         """Count one action; forget the user's actions of that kind before forget_before."""
 
+    @abstractmethod
+    async def take_back_action(self, user_id: int, kind: str, ts: int) -> None:
+        """Forget one action of a kind counted at ts (a reservation given back)."""
+
 
 class Unit(ABC):
     """One transaction and its repositories."""

@@ -231,3 +231,10 @@ class SqlitePictures(SqliteRepo, PictureRepo):
             "INSERT INTO community_actions (user_id, kind, ts) VALUES (?, ?, ?)",
             (user_id, kind, now),
         )
+
+    async def take_back_action(self, user_id: int, kind: str, ts: int) -> None:
+        await self._exec(
+            "DELETE FROM community_actions WHERE rowid = (SELECT rowid FROM community_actions"
+            " WHERE user_id = ? AND kind = ? AND ts = ? LIMIT 1)",
+            (user_id, kind, ts),
+        )

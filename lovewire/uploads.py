@@ -1,0 +1,80 @@
+"""Pictures users send (posts, avatars): a budget spent before decoding, files forgotten.
+
+Shared by the feature modules that take pictures, which never import each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lovewire.context import Context
+from lovewire.errors import PayloadRefused, TooFrequent
+from lovewire.images import Limits, parse_data_uri, remove_image, write_picture
+
+__all__ = ["forget_file", "give_back", "store_picture"]
+
+
+async def give_back(ctx: Context, kind: str, now: int) -> None:
+    """Return an action spent by `store_picture` at `now` (the request changed nothing)."""
+    try:
+        async with ctx.unit() as tx:
+            await tx.pictures.take_back_action(ctx.user_id, kind, now)
+    except Exception:
+        ctx.log.exception("could not give an upload budget back")
+
+
+async def store_picture(
+    ctx: Context, data_uri: str, kind: str, limit: int, window: int, now: int
+) -> str:
+    """Spend one of the caller's `kind` actions at `now`, then check, clean, store a picture.
+
+    The action is counted before anything is decoded, in the same unit as the check, so
+    parallel requests cannot pass the budget together. A picture refused by its decoding
+    (error 11) keeps it spent (contract section 2); any other failure gives it back, as
+    must the caller if it fails afterwards (`give_back` with the same `now`). Returns the
+    stored file's path; the caller forgets it if it does not end up using it.
+    """
+    user_id = ctx.user_id
+    settings = ctx.settings
+    async with ctx.unit() as tx:
+        count, oldest = await tx.pictures.actions_since(user_id, kind, now - window + 1)
+        if count >= limit:
+            raise TooFrequent((oldest if oldest is not None else now) + window - now)
+        await tx.pictures.record_action(user_id, kind, now, now - window)
+    try:
+        declared, raw = await asyncio.to_thread(parse_data_uri, data_uri, settings.max_upload)
+    except BaseException:
+        await give_back(ctx, kind, now)
+        raise
+    limits = Limits(
+        max_pixels=settings.max_pixels,
+        max_frames=settings.picture_max_frames,
+        max_scans=settings.picture_max_scans,
+    )
+    try:
+        ext, data = await ctx.services.pictures.clean(raw, declared, limits)
+    except PayloadRefused:
+        raise
+    except BaseException:
+        await give_back(ctx, kind, now)
+        raise
+    del raw
+    try:
+        return await asyncio.to_thread(write_picture, data, ext, ctx.services.media_dir)
+    except BaseException:
+        await give_back(ctx, kind, now)
+        raise
+
+
+async def forget_file(ctx: Context, rel_path: str) -> None:
+    """Delete a stored file unless a post or an avatar still refers to it.
+
+    The check and the removal happen inside one write unit, so an upload (which checks
+    its file inside its own unit) never commits a post whose file is gone.
+    """
+    try:
+        async with ctx.unit() as tx:
+            if not await tx.pictures.path_in_use(rel_path):
+                remove_image(rel_path, ctx.services.media_dir)
+    except Exception:
+        ctx.log.exception("could not remove an unused stored picture")
