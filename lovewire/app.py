@@ -14,6 +14,7 @@ from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.httpserver import HttpServer
 from lovewire.hub import Hub, LocalHub
+from lovewire.ingress import AcceptErrorLog, AddressBook
 from lovewire.pushes import DeliveryRecorder
 from lovewire.registry import Registry
 from lovewire.security import CodeHasher, load_secret
@@ -61,6 +62,9 @@ class Lovewire:
         settings = self.settings
         stack = self._stack
         try:
+            loop = asyncio.get_running_loop()
+            stack.callback(loop.set_exception_handler, loop.get_exception_handler())
+            loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             store = self._store or SqliteStore(settings.data_dir / "lovewire.db")
             await store.open()
@@ -84,12 +88,13 @@ class Lovewire:
             await recorder.start()
             stack.push_async_callback(recorder.close)
             dispatcher = Dispatcher(services, self.registry)
-            http = HttpServer(services, dispatcher)
+            addresses = AddressBook(settings, self.clock)
+            http = HttpServer(services, dispatcher, addresses)
             self.http_port = await http.start(settings.host, settings.http_port)
             stack.push_async_callback(http.close)
-            self.ws = WsServer(services, dispatcher, recorder)
+            self.ws = WsServer(services, dispatcher, recorder, addresses)
             self.ws_port = await self.ws.start(settings.host, settings.ws_port)
-            stack.push_async_callback(self.ws.close)
+            stack.push_async_callback(_close_listeners, self.ws, http, settings.shutdown_grace)
             services.metrics.gauges["lovewire_sockets_open"] = lambda: (
                 len(self.ws.connections) if self.ws else 0
             )
@@ -137,6 +142,11 @@ class Lovewire:
             except Exception:
                 log.exception("pruning failed")
             await asyncio.sleep(PRUNE_EVERY)
+
+
+async def _close_listeners(ws: WsServer, http: HttpServer, grace: float) -> None:
+    """Stop both listeners at once; what is in flight gets `grace` seconds in all."""
+    await asyncio.gather(ws.close(grace), http.close(grace))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

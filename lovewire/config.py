@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     outbound_queue: int = Field(256, ge=8)
     #: Days a stored push is kept for replay.
     push_retention_days: float = Field(7, ge=7)
+    # -- ingress limits (security) --
+    max_anon_frame: int = Field(65_536, ge=1024)
+    http_timeout: float = Field(30, gt=0)
+    http_per_addr: int = Field(100, ge=1)
+    shutdown_grace: float = Field(10, ge=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

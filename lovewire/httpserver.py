@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-from lovewire.addresses import client_address
+from lovewire.addresses import client_address, is_trusted
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
-from lovewire.errors import PayloadRefused
+from lovewire.errors import PayloadRefused, TooFrequent
 from lovewire.images import MEDIA_PATH
+from lovewire.ingress import FREE_BYTES, Address, AddressBook
 from lovewire.session import Session
 from protocol.pushes import SystemNotify
 
@@ -22,19 +27,98 @@ UPLOAD_TYPE = "picture_upload_request"
 #: Stored files are named by content hash (`ab/abcdef....jpg`); their types by extension.
 _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
 LOOPBACK = {"127.0.0.1", "::1"}
+#: The longest an HTTP request waits for its address's parse budget before error 6.
+MAX_BUDGET_WAIT = 2.0
+#: Seconds between two log lines about running out of file descriptors.
+EMFILE_LOG_EVERY = 1.0
+
+
+class _Refused(Exception):
+    """A request refused before it is parsed; `frame` is its JSON answer."""
+
+    def __init__(self, frame: str, status: int = 200) -> None:
+        self.frame = frame
+        self.status = status
+
+
+class _Connection(RequestHandler):
+    """aiohttp's protocol, counted per client address, with a deadline on each request.
+
+    A request must arrive whole (headers and body) within `LOVEWIRE_HTTP_TIMEOUT` of its
+    first byte (of the connection, for the first one), or the connection is dropped.
+    """
+
+    def __init__(self, http: HttpServer, manager: web.Server, timeout: float) -> None:
+        super().__init__(
+            manager,
+            loop=asyncio.get_running_loop(),
+            access_log=None,  # type: ignore[arg-type]  # aiohttp reads None as "no log"
+            keepalive_timeout=timeout,
+        )
+        self.http = http
+        self.timeout = timeout
+        self.address: Address | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        #: True from a request's first byte until its handler has it whole.
+        self._receiving = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        admitted, self.address = self.http.connection_opened(transport)
+        if not admitted:
+            cast(asyncio.Transport, transport).abort()  # too many from this address
+            return
+        self.arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.request_arrived()
+        if self.address is not None:
+            self.address.connections -= 1
+            self.address = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._receiving:
+            self.arm()
+        super().data_received(data)
+
+    def arm(self) -> None:
+        """Start the deadline of the next request."""
+        self._receiving = True
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def request_arrived(self) -> None:
+        """The handler has the whole request: the deadline is met."""
+        self._receiving = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        log.debug("HTTP request not received within %s s: connection dropped", self.timeout)
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class HttpServer:
     """aiohttp application with the routes of section 6."""
 
-    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+    def __init__(self, services: Services, dispatcher: Dispatcher, addresses: AddressBook) -> None:
         self.services = services
         self.dispatcher = dispatcher
         self._runner: web.AppRunner | None = None
         settings = services.settings
+        self.addresses = addresses
+        self._server: asyncio.Server | None = None
+        self._emfile_logged = 0.0
         # base64 is 4/3 of the picture; the app's JSON adds an escaped line break every 76
         # characters and escapes every "/": leave room for both.
-        self.app = web.Application(client_max_size=settings.max_upload * 3 // 2 + 65536)
+        self.max_upload_body = settings.max_upload * 3 // 2 + 65536
+        self.app = web.Application(
+            client_max_size=self.max_upload_body, middlewares=[self._deadline_middleware]
+        )
         self.app.add_routes(
             [
                 web.post("/api", self.api),
@@ -48,39 +132,143 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the real port."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        settings = self.services.settings
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=settings.shutdown_grace,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        manager = self._runner.server
+        assert manager is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self, manager, settings.http_timeout), host, port, backlog=128
+        )
+        return int(self._server.sockets[0].getsockname()[1])
 
-    async def close(self) -> None:
+    async def close(self, grace: float | None = None) -> None:
+        """Stop accepting; requests in flight get `grace` seconds (the setting's default)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
+            if grace is not None:
+                self._runner._shutdown_timeout = grace
             await self._runner.cleanup()
             self._runner = None
 
-    def _session(self, request: web.Request) -> Session:
+    def connection_opened(self, transport: asyncio.BaseTransport) -> tuple[bool, Address | None]:
+        """Count a new connection against its peer: (admitted, the address counted).
+
+        A trusted proxy's connections carry many clients: they are not counted here; their
+        requests are, per client address, while in flight (`_answer`).
+        """
+        peer = transport.get_extra_info("peername")
+        host = str(peer[0]) if peer else None
+        if host is None or is_trusted(host, self._trusted):
+            return True, None
+        address = self.addresses.get(client_address(host, None, ()))
+        if address.connections >= self.services.settings.http_per_addr:
+            log.debug("HTTP connection refused: too many from one address")
+            return False, None
+        address.connections += 1
+        return True, address
+
+    @property
+    def _trusted(self) -> tuple[str, ...]:
+        return self.services.settings.trusted_proxies
+
+    @web.middleware
+    async def _deadline_middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        conn = request.protocol
+        if isinstance(conn, _Connection) and request.method in ("GET", "HEAD"):
+            conn.request_arrived()
+        return await handler(request)
+
+    def _spend_parse_budget(self, address: Address, size: int) -> float:
+        """Charge size bytes to the address; the wait before parsing, or over the bound."""
+        now = asyncio.get_running_loop().time()
+        wait = address.bytes.wait(size, now)
+        if wait <= MAX_BUDGET_WAIT:
+            address.bytes.charge(size, now)
+        return wait
+
+    def _session(self, request: web.Request, address: Address) -> Session:
+        session = Session(address.key)
+        # Every HTTP request of an address shares one socket's request rate, and the
+        # address's own budget with its sockets.
+        session.bucket = address.http_requests
+        session.addr_bucket = address.requests
+        return session
+
+    def _address(self, request: web.Request) -> Address:
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        return Session(
-            client_address(
-                peer[0] if peer else None,
-                request.headers.get("X-Forwarded-For"),
-                self.services.settings.trusted_proxies,
-            )
+        key = client_address(
+            str(peer[0]) if peer else None,
+            request.headers.getall("X-Forwarded-For", []),
+            self._trusted,
         )
+        return self.addresses.get(key)
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        """The whole body, at most limit bytes; _Refused (413) beyond."""
+        conn = request.protocol
+        if request.content_length is not None and request.content_length > limit:
+            raise _Refused("", 413)
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise _Refused("", 413)
+        if isinstance(conn, _Connection):
+            conn.request_arrived()
+        return bytes(body)
 
     async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
+        route = self.dispatcher.registry.get(force_type) if force_type else None
+        type_ = route.model.RESPONSE if route is not None else "error"
+        settings = self.services.settings
+        limit = self.max_upload_body if force_type == UPLOAD_TYPE else settings.max_frame
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            route = self.dispatcher.registry.get(force_type) if force_type else None
-            type_ = route.model.RESPONSE if route is not None else "error"
-            refused = self.dispatcher.error_frame(type_, PayloadRefused("request body too large"))
-            return _json(refused, 413)
-        session = self._session(request)
-        frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
+            try:
+                body = await self._read_body(request, limit)
+            except _Refused:
+                refused = PayloadRefused("request body too large")
+                raise _Refused(self.dispatcher.error_frame(type_, refused), 413) from None
+            except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
+                # The client went away (or broke the framing) mid-request: nothing to answer.
+                log.debug("HTTP request not received whole: %s", type(exc).__name__)
+                raise _Refused("", 400) from None
+            address = self._address(request)
+            proxied = isinstance(request.protocol, _Connection) and not request.protocol.address
+            if proxied and address.connections >= settings.http_per_addr:
+                busy = TooFrequent(1, "too many HTTP requests in flight from this address")
+                raise _Refused(self.dispatcher.error_frame(type_, busy))
+        except _Refused as refused:
+            if not refused.frame:
+                return web.Response(status=refused.status)
+            return _json(refused.frame, refused.status)
+        if proxied:
+            address.connections += 1
+        try:
+            if len(body) > FREE_BYTES:
+                wait = self._spend_parse_budget(address, len(body))
+                if wait > MAX_BUDGET_WAIT:
+                    busy = TooFrequent(wait, "too many bytes to parse from this address")
+                    return _json(self.dispatcher.error_frame(type_, busy))
+                if wait:
+                    await asyncio.sleep(wait)
+            session = self._session(request, address)
+            frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
+        finally:
+            if proxied:
+                address.connections -= 1
         self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)
