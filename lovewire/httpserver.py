@@ -29,16 +29,10 @@ _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "
 LOOPBACK = {"127.0.0.1", "::1"}
 #: The longest an HTTP request waits for its address's parse budget before error 6.
 MAX_BUDGET_WAIT = 2.0
-#: Seconds between two log lines about running out of file descriptors.
-EMFILE_LOG_EVERY = 1.0
 
 
-class _Refused(Exception):
-    """A request refused before it is parsed; `frame` is its JSON answer."""
-
-    def __init__(self, frame: str, status: int = 200) -> None:
-        self.frame = frame
-        self.status = status
+class _TooLarge(Exception):
+    """A request body over its limit."""
 
 
 class _Connection(RequestHandler):
@@ -217,15 +211,15 @@ class HttpServer:
         return self.addresses.get(key)
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
-        """The whole body, at most limit bytes; _Refused (413) beyond."""
+        """The whole body, at most limit bytes; _TooLarge beyond."""
         conn = request.protocol
         if request.content_length is not None and request.content_length > limit:
-            raise _Refused("", 413)
+            raise _TooLarge
         body = bytearray()
         async for chunk in request.content.iter_any():
             body += chunk
             if len(body) > limit:
-                raise _Refused("", 413)
+                raise _TooLarge
         if isinstance(conn, _Connection):
             conn.request_arrived()
         return bytes(body)
@@ -233,42 +227,44 @@ class HttpServer:
     async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
         route = self.dispatcher.registry.get(force_type) if force_type else None
         type_ = route.model.RESPONSE if route is not None else "error"
-        settings = self.services.settings
-        limit = self.max_upload_body if force_type == UPLOAD_TYPE else settings.max_frame
-        try:
-            try:
-                body = await self._read_body(request, limit)
-            except _Refused:
-                refused = PayloadRefused("request body too large")
-                raise _Refused(self.dispatcher.error_frame(type_, refused), 413) from None
-            except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
-                # The client went away (or broke the framing) mid-request: nothing to answer.
-                log.debug("HTTP request not received whole: %s", type(exc).__name__)
-                raise _Refused("", 400) from None
-            address = self._address(request)
-            proxied = isinstance(request.protocol, _Connection) and not request.protocol.address
-            if proxied and address.connections >= settings.http_per_addr:
-                busy = TooFrequent(1, "too many HTTP requests in flight from this address")
-                raise _Refused(self.dispatcher.error_frame(type_, busy))
-        except _Refused as refused:
-            if not refused.frame:
-                return web.Response(status=refused.status)
-            return _json(refused.frame, refused.status)
+        address = self._address(request)
+        # A trusted proxy's connection is not counted: its client's requests are, in flight.
+        proxied = isinstance(request.protocol, _Connection) and request.protocol.address is None
         if proxied:
+            if address.connections >= self.services.settings.http_per_addr:
+                busy = TooFrequent(1, "too many HTTP requests in flight from this address")
+                return _json(self.dispatcher.error_frame(type_, busy))
             address.connections += 1
         try:
-            if len(body) > FREE_BYTES:
-                wait = self._spend_parse_budget(address, len(body))
-                if wait > MAX_BUDGET_WAIT:
-                    busy = TooFrequent(wait, "too many bytes to parse from this address")
-                    return _json(self.dispatcher.error_frame(type_, busy))
-                if wait:
-                    await asyncio.sleep(wait)
-            session = self._session(request, address)
-            frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
+            return await self._answer_counted(request, address, type_, force_type)
         finally:
             if proxied:
                 address.connections -= 1
+
+    async def _answer_counted(
+        self, request: web.Request, address: Address, type_: str, force_type: str | None
+    ) -> web.Response:
+        limit = (
+            self.max_upload_body if force_type == UPLOAD_TYPE else self.services.settings.max_frame
+        )
+        try:
+            body = await self._read_body(request, limit)
+        except _TooLarge:
+            refused = PayloadRefused("request body too large")
+            return _json(self.dispatcher.error_frame(type_, refused), 413)
+        except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
+            # The client went away (or broke the framing) mid-request: nothing to answer.
+            log.debug("HTTP request not received whole: %s", type(exc).__name__)
+            return web.Response(status=400)
+        if len(body) > FREE_BYTES:
+            wait = self._spend_parse_budget(address, len(body))
+            if wait > MAX_BUDGET_WAIT:
+                busy = TooFrequent(wait, "too many bytes to parse from this address")
+                return _json(self.dispatcher.error_frame(type_, busy))
+            if wait:
+                await asyncio.sleep(wait)
+        session = self._session(request, address)
+        frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
         self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -43,6 +44,9 @@ class WsServer:
         self.connections: set[Connection] = set()
         self._server: Server | None = None
         self._handlers: set[asyncio.Task[object]] = set()
+        #: Every socket until it is gone, its handler over or not (a closing handshake
+        #: with a client that does not read lasts close_timeout).
+        self._sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         #: Set at shutdown: requests not started yet are abandoned.
         self._stopping = False
 
@@ -78,11 +82,15 @@ class WsServer:
         try:
             await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), grace)
         except TimeoutError:
-            log.warning("shutdown grace over: abandoning %d sockets", len(self._handlers))
+            log.warning(
+                "shutdown grace over: %d socket handlers cancelled, %d sockets dropped",
+                len(self._handlers),
+                len(self._sockets),
+            )
             for task in self._handlers:
                 task.cancel()
-            for conn in self.connections:
-                conn.ws.transport.abort()
+            for ws in list(self._sockets):
+                ws.transport.abort()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         self._server = None
@@ -91,6 +99,7 @@ class WsServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self._sockets.add(ws)
         try:
             await self._handle(ws)
         finally:
@@ -132,13 +141,14 @@ class WsServer:
                     if self._stopping:
                         break
                 reply = await self.dispatcher.dispatch(message, conn)
+                # Until a socket is logged in, its frames are small (section 1); the limit
+                # changes before the answer goes out, so the client can rely on it.
+                _max_size(ws, settings.max_frame if conn.login else anon_frame)
                 if reply is not None:
                     conn.send(reply)
                 self.dispatcher.publish_outbox(conn)
                 if conn.replay is not None:
                     await conn.run_replay()
-                # Until a socket is logged in, its frames are small (section 1).
-                _max_size(ws, settings.max_frame if conn.login else anon_frame)
         except ConnectionClosed:
             pass
         finally:
