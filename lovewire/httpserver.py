@@ -185,14 +185,6 @@ class HttpServer:
             conn.request_arrived()
         return await handler(request)
 
-    def _spend_parse_budget(self, address: Address, size: int) -> float:
-        """Charge size bytes to the address; the wait before parsing, or over the bound."""
-        now = asyncio.get_running_loop().time()
-        wait = address.bytes.wait(size, now)
-        if wait <= MAX_BUDGET_WAIT:
-            address.bytes.charge(size, now)
-        return wait
-
     def _session(self, request: web.Request, address: Address) -> Session:
         session = Session(address.key)
         # Every HTTP request of an address shares one socket's request rate, and the
@@ -213,16 +205,16 @@ class HttpServer:
     async def _read_body(self, request: web.Request, limit: int) -> bytes:
         """The whole body, at most limit bytes; _TooLarge beyond."""
         conn = request.protocol
-        if request.content_length is not None and request.content_length > limit:
-            raise _TooLarge
-        body = bytearray()
+        chunks: list[bytes] = []
+        size = 0
         async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
                 raise _TooLarge
         if isinstance(conn, _Connection):
             conn.request_arrived()
-        return bytes(body)
+        return b"".join(chunks)
 
     async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
         route = self.dispatcher.registry.get(force_type) if force_type else None
@@ -244,31 +236,53 @@ class HttpServer:
     async def _answer_counted(
         self, request: web.Request, address: Address, type_: str, force_type: str | None
     ) -> web.Response:
-        limit = (
-            self.max_upload_body if force_type == UPLOAD_TYPE else self.services.settings.max_frame
-        )
+        settings = self.services.settings
+        limit = self.max_upload_body if force_type == UPLOAD_TYPE else settings.max_frame
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return self._too_large(type_)
+        if declared is not None and declared > FREE_BYTES:
+            # Charged before the body is read: while it waits, TCP holds the body back.
+            refused = await self._wait_parse_budget(address, declared, type_)
+            if refused is not None:
+                return refused
         try:
             body = await self._read_body(request, limit)
         except _TooLarge:
-            refused = PayloadRefused("request body too large")
-            return _json(self.dispatcher.error_frame(type_, refused), 413)
+            return self._too_large(type_)
         except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
             # The client went away (or broke the framing) mid-request: nothing to answer.
             log.debug("HTTP request not received whole: %s", type(exc).__name__)
             return web.Response(status=400)
-        if len(body) > FREE_BYTES:
-            wait = self._spend_parse_budget(address, len(body))
-            if wait > MAX_BUDGET_WAIT:
-                busy = TooFrequent(wait, "too many bytes to parse from this address")
-                return _json(self.dispatcher.error_frame(type_, busy))
-            if wait:
-                await asyncio.sleep(wait)
+        if declared is None and len(body) > FREE_BYTES:
+            refused = await self._wait_parse_budget(address, len(body), type_)
+            if refused is not None:
+                return refused
         session = self._session(request, address)
         frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
         self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)
         return _json(frame)
+
+    def _too_large(self, type_: str) -> web.Response:
+        refused = PayloadRefused("request body too large")
+        return _json(self.dispatcher.error_frame(type_, refused), 413)
+
+    async def _wait_parse_budget(
+        self, address: Address, size: int, type_: str
+    ) -> web.Response | None:
+        """Charge size bytes to the address's parse budget and wait for it; error 6 if the
+        wait would be longer than MAX_BUDGET_WAIT (then nothing is charged)."""
+        now = asyncio.get_running_loop().time()
+        wait = address.bytes.wait(size, now)
+        if wait > MAX_BUDGET_WAIT:
+            busy = TooFrequent(wait, "too many bytes to parse from this address")
+            return _json(self.dispatcher.error_frame(type_, busy))
+        address.bytes.charge(size, now)
+        if wait:
+            await asyncio.sleep(wait)
+        return None
 
     async def api(self, request: web.Request) -> web.Response:
         """Any request of sections 3 and 4 as a JSON body."""
