@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
 
-__all__ = ["IPV6_PREFIX", "address_key", "client_address", "is_trusted"]
+__all__ = ["IPV6_PREFIX", "client_address", "is_trusted"]
 
 #: The prefix an IPv6 client is counted by, for every per-address limit.
 IPV6_PREFIX = 64
@@ -40,12 +40,6 @@ def _key(addr: _Address) -> str:
     if isinstance(addr, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((addr, IPV6_PREFIX), strict=False))
     return str(addr)
-
-
-def address_key(text: str) -> str:
-    """The per-address key of one address: itself for IPv4, its /64 for IPv6."""
-    addr = _parse(text)
-    return _key(addr) if addr is not None else text
 
 
 @lru_cache(maxsize=16)

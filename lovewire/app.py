@@ -146,7 +146,7 @@ class Lovewire:
 
 async def _close_listeners(ws: WsServer, http: HttpServer, grace: float) -> None:
     """Stop both listeners at once; what is in flight gets `grace` seconds in all."""
-    await asyncio.gather(ws.close(grace), http.close(grace))
+    await asyncio.gather(ws.close(grace), http.close())
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

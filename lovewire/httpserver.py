@@ -142,14 +142,12 @@ class HttpServer:
         )
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def close(self, grace: float | None = None) -> None:
-        """Stop accepting; requests in flight get `grace` seconds (the setting's default)."""
+    async def close(self) -> None:
+        """Stop accepting; requests in flight get LOVEWIRE_SHUTDOWN_GRACE, then are cancelled."""
         if self._server is not None:
             self._server.close()
             self._server = None
         if self._runner is not None:
-            if grace is not None:
-                self._runner._shutdown_timeout = grace
             await self._runner.cleanup()
             self._runner = None
 
