@@ -57,7 +57,7 @@ class WsServer:
             self.handle,
             host,
             port,
-            max_size=settings.max_frame,
+            max_size=min(settings.max_anon_frame, settings.max_frame),  # raised on login
             max_queue=MAX_QUEUE,
             compression=None,
             ping_interval=settings.ping_interval,
