@@ -15,6 +15,7 @@ from lovewire.dispatch import Dispatcher
 from lovewire.httpserver import HttpServer
 from lovewire.hub import Hub, LocalHub
 from lovewire.imagepool import ImagePool
+from lovewire.ingress import AcceptErrorLog, AddressBook
 from lovewire.pushes import DeliveryRecorder
 from lovewire.registry import Registry
 from lovewire.security import CodeHasher, load_secret
@@ -28,6 +29,8 @@ __all__ = ["Lovewire"]
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
+#: The first pruning waits this long after start, out of the way of the reconnect storm.
+PRUNE_FIRST = 60.0
 DAY = 86400
 
 
@@ -62,6 +65,9 @@ class Lovewire:
         settings = self.settings
         stack = self._stack
         try:
+            loop = asyncio.get_running_loop()
+            stack.callback(loop.set_exception_handler, loop.get_exception_handler())
+            loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             store = self._store or SqliteStore(settings.data_dir / "lovewire.db")
             await store.open()
@@ -94,12 +100,13 @@ class Lovewire:
             await recorder.start()
             stack.push_async_callback(recorder.close)
             dispatcher = Dispatcher(services, self.registry)
-            http = HttpServer(services, dispatcher)
+            addresses = AddressBook(settings, self.clock)
+            http = HttpServer(services, dispatcher, addresses)
             self.http_port = await http.start(settings.host, settings.http_port)
             stack.push_async_callback(http.close)
-            self.ws = WsServer(services, dispatcher, recorder)
+            self.ws = WsServer(services, dispatcher, recorder, addresses)
             self.ws_port = await self.ws.start(settings.host, settings.ws_port)
-            stack.push_async_callback(self.ws.close)
+            stack.push_async_callback(_close_listeners, self.ws, http, settings.shutdown_grace)
             services.metrics.gauges["lovewire_sockets_open"] = lambda: (
                 len(self.ws.connections) if self.ws else 0
             )
@@ -141,12 +148,18 @@ class Lovewire:
             log.info("pruned %d stored pushes", pruned)
 
     async def _prune_forever(self, services: Services) -> None:
+        await asyncio.sleep(PRUNE_FIRST)
         while True:
             try:
                 await self.prune()
             except Exception:
                 log.exception("pruning failed")
             await asyncio.sleep(PRUNE_EVERY)
+
+
+async def _close_listeners(ws: WsServer, http: HttpServer, grace: float) -> None:
+    """Stop both listeners at once; what is in flight gets `grace` seconds in all."""
+    await asyncio.gather(ws.close(grace), http.close())
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

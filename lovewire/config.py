@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     #: Frames of an animation, and scans of a progressive JPEG, in one picture.
     picture_max_frames: int = Field(1000, ge=1)
     picture_max_scans: int = Field(100, ge=1)
+    # -- ingress limits (security) --
+    max_anon_frame: int = Field(65_536, ge=1024)
+    http_timeout: float = Field(30, gt=0)
+    http_per_addr: int = Field(100, ge=1)
+    shutdown_grace: float = Field(10, ge=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

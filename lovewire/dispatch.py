@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from lovewire.errors import (
     BadToken,
     Internal,
     LovewireError,
+    PayloadRefused,
     TooFrequent,
     UnknownType,
 )
@@ -28,6 +30,11 @@ __all__ = ["Dispatcher"]
 log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 64
+#: A frame with more commas than this is refused unparsed (error 11): parsing costs about
+#: one object per comma, and no request comes near it (the longest text field is 1,000).
+MAX_FRAME_COMMAS = 4096
+_OBJECT_START = re.compile(r"[ \t\n\r]*\{")
+_OBJECT_START_BYTES = re.compile(rb"[ \t\n\r]*\{")
 
 
 def _valid_id(value: Any) -> bool:
@@ -87,6 +94,18 @@ class Dispatcher:
 
         `force_type` routes the frame whatever its `type` says (the legacy upload route).
         """
+        # Every frame counts towards the rates, even one refused unparsed (section 2).
+        wait = self._take_request(session)
+        if isinstance(raw, str):
+            is_object, commas = bool(_OBJECT_START.match(raw)), raw.count(",")
+        else:
+            is_object, commas = bool(_OBJECT_START_BYTES.match(raw)), raw.count(b",")
+        if not is_object:
+            return self.error_frame("error", BadFrame())  # what parsing would answer
+        if commas > MAX_FRAME_COMMAS:
+            route = self.registry.get(force_type) if force_type else None
+            type_ = route.model.RESPONSE if route is not None else "error"
+            return self.error_frame(type_, PayloadRefused("frame too complex"))
         try:
             # strict=False: raw line breaks inside strings (hand-built JSON around
             # Android's line-broken base64) are read, not refused.
@@ -97,10 +116,14 @@ class Dispatcher:
             return self.error_frame("error", BadFrame())
         if force_type is not None:
             payload["type"] = force_type
-        return await self.dispatch_object(payload, session)
+        return await self.dispatch_object(payload, session, wait=wait)
 
-    async def dispatch_object(self, payload: dict[str, Any], session: Session) -> str | None:
-        """Answer an already parsed JSON object."""
+    async def dispatch_object(
+        self, payload: dict[str, Any], session: Session, *, wait: float | None = None
+    ) -> str | None:
+        """Answer an already parsed JSON object (`wait`: its rate check, if already taken)."""
+        if wait is None:
+            wait = self._take_request(session)
         type_ = payload.get("type")
         route = self.registry.get(type_) if isinstance(type_, str) else None
         request_id = payload.get("id")
@@ -123,14 +146,9 @@ class Dispatcher:
                 raise BadInput("a field holds a lone surrogate, which is not Unicode text")
             ctx = Context(self.services, session)
             await self._authenticate(route, request, ctx)
-            self._rate_limit(session)
-            try:
-                response = await route.handler(ctx, request)
-            except LovewireError:
-                # A refused request uses up no rate budget (section 2).
-                if session.bucket is not None:
-                    session.bucket.refund()
-                raise
+            if wait:
+                raise TooFrequent(wait, "too many requests on this connection or address")
+            response = await route.handler(ctx, request)
         except LovewireError as exc:
             if route.model.SILENT:
                 return None
@@ -181,13 +199,15 @@ class Dispatcher:
             pushes, session.outbox = session.outbox, []
             self.services.hub.publish(pushes)
 
-    def _rate_limit(self, session: Session) -> None:
+    def _take_request(self, session: Session) -> float:
+        """Count one request on the session's and its address's rates; 0 or the wait."""
         now = self.services.clock.now()
         if session.bucket is None:
             session.bucket = TokenBucket(self.services.settings.requests_per_second, now)
         wait = session.bucket.take(now)
-        if wait:
-            raise TooFrequent(wait, "too many requests on this connection")
+        if session.addr_bucket is not None:
+            wait = max(wait, session.addr_bucket.take(now))
+        return wait
 
     def error_frame(self, type_: str, exc: LovewireError) -> str:
         """The error frame answering a request of response type `type_`."""

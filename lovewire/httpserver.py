@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
-from lovewire.addresses import client_address
+from lovewire.addresses import client_address, is_trusted
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
-from lovewire.errors import PayloadRefused
+from lovewire.errors import PayloadRefused, TooFrequent
 from lovewire.images import MEDIA_PATH
+from lovewire.ingress import FREE_BYTES, Address, AddressBook
 from lovewire.session import Session
 from protocol.pushes import SystemNotify
 
@@ -22,19 +27,92 @@ UPLOAD_TYPE = "picture_upload_request"
 #: Stored files are named by content hash (`ab/abcdef....jpg`); their types by extension.
 _CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
 LOOPBACK = {"127.0.0.1", "::1"}
+#: The longest an HTTP request waits for its address's parse budget before error 6.
+MAX_BUDGET_WAIT = 2.0
+
+
+class _TooLarge(Exception):
+    """A request body over its limit."""
+
+
+class _Connection(RequestHandler):
+    """aiohttp's protocol, counted per client address, with a deadline on each request.
+
+    A request must arrive whole (headers and body) within `LOVEWIRE_HTTP_TIMEOUT` of its
+    first byte (of the connection, for the first one), or the connection is dropped.
+    """
+
+    def __init__(self, http: HttpServer, manager: web.Server, timeout: float) -> None:
+        super().__init__(
+            manager,
+            loop=asyncio.get_running_loop(),
+            access_log=None,  # type: ignore[arg-type]  # aiohttp reads None as "no log"
+            keepalive_timeout=timeout,
+        )
+        self.http = http
+        self.timeout = timeout
+        self.address: Address | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        #: True from a request's first byte until its handler has it whole.
+        self._receiving = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        admitted, self.address = self.http.connection_opened(transport)
+        if not admitted:
+            cast(asyncio.Transport, transport).abort()  # too many from this address
+            return
+        self.arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.request_arrived()
+        if self.address is not None:
+            self.address.connections -= 1
+            self.address = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._receiving:
+            self.arm()
+        super().data_received(data)
+
+    def arm(self) -> None:
+        """Start the deadline of the next request."""
+        self._receiving = True
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def request_arrived(self) -> None:
+        """The handler has the whole request: the deadline is met."""
+        self._receiving = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        log.debug("HTTP request not received within %s s: connection dropped", self.timeout)
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class HttpServer:
     """aiohttp application with the routes of section 6."""
 
-    def __init__(self, services: Services, dispatcher: Dispatcher) -> None:
+    def __init__(self, services: Services, dispatcher: Dispatcher, addresses: AddressBook) -> None:
         self.services = services
         self.dispatcher = dispatcher
         self._runner: web.AppRunner | None = None
         settings = services.settings
+        self.addresses = addresses
+        self._server: asyncio.Server | None = None
+        self._emfile_logged = 0.0
         # base64 is 4/3 of the picture; the app's JSON adds an escaped line break every 76
         # characters and escapes every "/": leave room for both.
-        self.app = web.Application(client_max_size=settings.max_upload * 3 // 2 + 65536)
+        self.max_upload_body = settings.max_upload * 3 // 2 + 65536
+        self.app = web.Application(
+            client_max_size=self.max_upload_body, middlewares=[self._deadline_middleware]
+        )
         self.app.add_routes(
             [
                 web.post("/api", self.api),
@@ -48,43 +126,161 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the real port."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        settings = self.services.settings
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=settings.shutdown_grace,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        manager = self._runner.server
+        assert manager is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self, manager, settings.http_timeout), host, port, backlog=128
+        )
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        """Stop accepting; requests in flight get LOVEWIRE_SHUTDOWN_GRACE, then are cancelled."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    def _session(self, request: web.Request) -> Session:
+    def connection_opened(self, transport: asyncio.BaseTransport) -> tuple[bool, Address | None]:
+        """Count a new connection against its peer: (admitted, the address counted).
+
+        A trusted proxy's connections carry many clients: they are not counted here; their
+        requests are, per client address, while in flight (`_answer`).
+        """
+        peer = transport.get_extra_info("peername")
+        host = str(peer[0]) if peer else None
+        if host is None or is_trusted(host, self._trusted):
+            return True, None
+        address = self.addresses.get(client_address(host, None, ()))
+        if address.connections >= self.services.settings.http_per_addr:
+            log.debug("HTTP connection refused: too many from one address")
+            return False, None
+        address.connections += 1
+        return True, address
+
+    @property
+    def _trusted(self) -> tuple[str, ...]:
+        return self.services.settings.trusted_proxies
+
+    @web.middleware
+    async def _deadline_middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        conn = request.protocol
+        if isinstance(conn, _Connection) and request.method in ("GET", "HEAD"):
+            conn.request_arrived()
+        return await handler(request)
+
+    def _session(self, request: web.Request, address: Address) -> Session:
+        session = Session(address.key)
+        # Every HTTP request of an address shares one socket's request rate, and the
+        # address's own budget with its sockets.
+        session.bucket = address.http_requests
+        session.addr_bucket = address.requests
+        return session
+
+    def _address(self, request: web.Request) -> Address:
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        return Session(
-            client_address(
-                peer[0] if peer else None,
-                request.headers.get("X-Forwarded-For"),
-                self.services.settings.trusted_proxies,
-            )
+        key = client_address(
+            str(peer[0]) if peer else None,
+            request.headers.getall("X-Forwarded-For", []),
+            self._trusted,
         )
+        return self.addresses.get(key)
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        """The whole body, at most limit bytes; _TooLarge beyond."""
+        conn = request.protocol
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+        if isinstance(conn, _Connection):
+            conn.request_arrived()
+        return b"".join(chunks)
 
     async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
+        route = self.dispatcher.registry.get(force_type) if force_type else None
+        type_ = route.model.RESPONSE if route is not None else "error"
+        address = self._address(request)
+        # A trusted proxy's connection is not counted: its client's requests are, in flight.
+        proxied = isinstance(request.protocol, _Connection) and request.protocol.address is None
+        if proxied:
+            if address.connections >= self.services.settings.http_per_addr:
+                busy = TooFrequent(1, "too many HTTP requests in flight from this address")
+                return _json(self.dispatcher.error_frame(type_, busy))
+            address.connections += 1
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            route = self.dispatcher.registry.get(force_type) if force_type else None
-            type_ = route.model.RESPONSE if route is not None else "error"
-            refused = self.dispatcher.error_frame(type_, PayloadRefused("request body too large"))
-            return _json(refused, 413)
-        session = self._session(request)
+            return await self._answer_counted(request, address, type_, force_type)
+        finally:
+            if proxied:
+                address.connections -= 1
+
+    async def _answer_counted(
+        self, request: web.Request, address: Address, type_: str, force_type: str | None
+    ) -> web.Response:
+        settings = self.services.settings
+        limit = self.max_upload_body if force_type == UPLOAD_TYPE else settings.max_frame
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return self._too_large(type_)
+        if declared is not None and declared > FREE_BYTES:
+            # Charged before the body is read: while it waits, TCP holds the body back.
+            refused = await self._wait_parse_budget(address, declared, type_)
+            if refused is not None:
+                return refused
+        try:
+            body = await self._read_body(request, limit)
+        except _TooLarge:
+            return self._too_large(type_)
+        except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
+            # The client went away (or broke the framing) mid-request: nothing to answer.
+            log.debug("HTTP request not received whole: %s", type(exc).__name__)
+            return web.Response(status=400)
+        if declared is None and len(body) > FREE_BYTES:
+            refused = await self._wait_parse_budget(address, len(body), type_)
+            if refused is not None:
+                return refused
+        session = self._session(request, address)
         frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
         self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)
         return _json(frame)
+
+    def _too_large(self, type_: str) -> web.Response:
+        refused = PayloadRefused("request body too large")
+        return _json(self.dispatcher.error_frame(type_, refused), 413)
+
+    async def _wait_parse_budget(
+        self, address: Address, size: int, type_: str
+    ) -> web.Response | None:
+        """Charge size bytes to the address's parse budget and wait for it; error 6 if the
+        wait would be longer than MAX_BUDGET_WAIT (then nothing is charged)."""
+        now = asyncio.get_running_loop().time()
+        wait = address.bytes.wait(size, now)
+        if wait > MAX_BUDGET_WAIT:
+            busy = TooFrequent(wait, "too many bytes to parse from this address")
+            return _json(self.dispatcher.error_frame(type_, busy))
+        address.bytes.charge(size, now)
+        if wait:
+            await asyncio.sleep(wait)
+        return None
 
     async def api(self, request: web.Request) -> web.Response:
         """Any request of sections 3 and 4 as a JSON body."""

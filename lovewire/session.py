@@ -53,9 +53,9 @@ class TokenBucket:
             return 0.0
         return (1 - self._level) / self.rate
 
-    def refund(self) -> None:
-        """Give back the token of a request that was refused."""
-        self._level = min(self.rate, self._level + 1)
+    def full(self, now: float) -> bool:
+        """True if the bucket has refilled: forgetting it would change nothing."""
+        return self._level + (now - self._stamp) * self.rate >= self.rate
 
 
 class Session:
@@ -72,6 +72,8 @@ class Session:
         self.sms_tel: str | None = None
         self.sms_at: float | None = None
         self.bucket: TokenBucket | None = None
+        #: The request budget shared by every session of the client's address.
+        self.addr_bucket: TokenBucket | None = None
         self.replay: Replay | None = None
         #: Pushes committed by this session's request, published after its response.
         self.outbox: list[StoredPush] = []

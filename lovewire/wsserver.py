@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import Counter
+import weakref
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -13,6 +14,7 @@ from lovewire.addresses import client_address
 from lovewire.connection import Connection
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
+from lovewire.ingress import FREE_BYTES, AddressBook
 from lovewire.pushes import DeliveryRecorder
 
 __all__ = ["WsServer"]
@@ -20,6 +22,7 @@ __all__ = ["WsServer"]
 log = logging.getLogger(__name__)
 
 CLOSE_TOO_MANY = 1013
+CLOSE_GOING_AWAY = 1001
 #: Incoming frames buffered per socket before TCP pushes back.
 MAX_QUEUE = 8
 
@@ -28,14 +31,24 @@ class WsServer:
     """Accept sockets, read frames, answer each in order, close cleanly."""
 
     def __init__(
-        self, services: Services, dispatcher: Dispatcher, recorder: DeliveryRecorder
+        self,
+        services: Services,
+        dispatcher: Dispatcher,
+        recorder: DeliveryRecorder,
+        addresses: AddressBook,
     ) -> None:
         self.services = services
         self.dispatcher = dispatcher
         self.recorder = recorder
-        self.per_addr: Counter[str] = Counter()
+        self.addresses = addresses
         self.connections: set[Connection] = set()
         self._server: Server | None = None
+        self._handlers: set[asyncio.Task[object]] = set()
+        #: Every socket until it is gone, its handler over or not (a closing handshake
+        #: with a client that does not read lasts close_timeout).
+        self._sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        #: Set at shutdown: requests not started yet are abandoned.
+        self._stopping = False
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the real port."""
@@ -44,7 +57,7 @@ class WsServer:
             self.handle,
             host,
             port,
-            max_size=settings.max_frame,
+            max_size=min(settings.max_anon_frame, settings.max_frame),  # raised on login
             max_queue=MAX_QUEUE,
             compression=None,
             ping_interval=settings.ping_interval,
@@ -54,32 +67,83 @@ class WsServer:
         sockname = next(iter(self._server.sockets)).getsockname()
         return int(sockname[1])
 
-    async def close(self) -> None:
-        """Stop accepting, close every socket with 1001, wait for their handlers."""
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
+    async def close(self, grace: float | None = None) -> None:
+        """Stop accepting, close every socket with 1001, wait for their handlers.
+
+        Requests not started are abandoned; after `grace` seconds the ones in flight are
+        cancelled (their write units roll back) and the sockets are dropped.
+        """
+        if self._server is None:
+            return
+        if grace is None:
+            grace = self.services.settings.shutdown_grace
+        self._stopping = True
+        self._server.close(close_connections=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), grace)
+        except TimeoutError:
+            log.warning(
+                "shutdown grace over: %d socket handlers cancelled, %d sockets dropped",
+                len(self._handlers),
+                len(self._sockets),
+            )
+            for task in self._handlers:
+                task.cancel()
+            for ws in list(self._sockets):
+                ws.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        self._server = None
 
     async def handle(self, ws: ServerConnection) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._sockets.add(ws)
+        try:
+            await self._handle(ws)
+        finally:
+            self._handlers.discard(task)
+
+    async def _handle(self, ws: ServerConnection) -> None:
         settings = self.services.settings
         peer = ws.remote_address[0] if ws.remote_address else None
-        addr = client_address(
+        key = client_address(
             peer,
-            ws.request.headers.get("X-Forwarded-For") if ws.request else None,
+            ws.request.headers.get_all("X-Forwarded-For") if ws.request else None,
             settings.trusted_proxies,
         )
-        if self.per_addr[addr] >= settings.sockets_per_addr:
+        address = self.addresses.get(key)
+        if address.sockets >= settings.sockets_per_addr:
             await ws.close(CLOSE_TOO_MANY, "too many sockets from this address")
             return
-        self.per_addr[addr] += 1
+        if self._stopping:
+            await ws.close(CLOSE_GOING_AWAY)
+            return
+        address.sockets += 1
         self.services.metrics.sockets_opened += 1
-        conn = Connection(ws, addr, self.services, self.recorder)
+        conn = Connection(ws, key, self.services, self.recorder)
+        conn.addr_bucket = address.requests
         self.connections.add(conn)
         writer = asyncio.create_task(conn.write_loop())
+        loop = asyncio.get_running_loop()
+        anon_frame = min(settings.max_anon_frame, settings.max_frame)
         try:
+            _max_size(ws, anon_frame)
             async for message in ws:
+                if self._stopping:
+                    break
+                if len(message) > FREE_BYTES:
+                    # The address's parse budget: over it, this socket is not read.
+                    delay = address.bytes.charge(len(message), loop.time())
+                    if delay:
+                        await asyncio.sleep(delay)
+                    if self._stopping:
+                        break
                 reply = await self.dispatcher.dispatch(message, conn)
+                # Until a socket is logged in, its frames are small (section 1); the limit
+                # changes before the answer goes out, so the client can rely on it.
+                _max_size(ws, settings.max_frame if conn.login else anon_frame)
                 if reply is not None:
                     conn.send(reply)
                 self.dispatcher.publish_outbox(conn)
@@ -90,7 +154,14 @@ class WsServer:
         finally:
             conn.detach()
             self.connections.discard(conn)
-            self.per_addr[addr] -= 1
-            if self.per_addr[addr] <= 0:
-                del self.per_addr[addr]
+            address.sockets -= 1
             writer.cancel()
+
+
+def _max_size(ws: ServerConnection, size: int) -> None:
+    """Set the largest frame the socket reads from now on (refused with 1009)."""
+    protocol = ws.protocol
+    if hasattr(protocol, "max_message_size"):  # websockets >= 15
+        protocol.max_message_size = size
+    else:
+        protocol.max_size = size  # type: ignore[attr-defined]
