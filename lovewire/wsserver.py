@@ -10,7 +10,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from lovewire.addresses import client_address
-from lovewire.connection import Connection
+from lovewire.connection import WRITE_LIMIT, Connection
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.pushes import DeliveryRecorder
@@ -47,6 +47,7 @@ class WsServer:
             max_size=settings.max_frame,
             max_queue=MAX_QUEUE,
             compression=None,
+            write_limit=WRITE_LIMIT,
             ping_interval=settings.ping_interval,
             ping_timeout=max(1.0, settings.ping_timeout - settings.ping_interval),
             close_timeout=5,
@@ -79,6 +80,8 @@ class WsServer:
         writer = asyncio.create_task(conn.write_loop())
         try:
             async for message in ws:
+                if not await conn.writable():
+                    continue  # closing: start nothing, read on to the client's close frame
                 reply = await self.dispatcher.dispatch(message, conn)
                 if reply is not None:
                     conn.send(reply)
