@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     push_retention_days: float = Field(7, ge=7)
     # -- outbound limits (security) --
     #: Bytes waiting for one socket (queued, being written, in the transport's buffer)
-    #: before it is deemed stalled and closed (1013).
+    #: before it is deemed stalled and closed (1013); above the transport's 32 KiB mark.
     outbound_bytes: int = Field(4_194_304, ge=65_536)
 
     @field_validator("trusted_proxies", mode="before")

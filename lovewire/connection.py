@@ -69,11 +69,11 @@ class Connection(Session):
         if self._closing:
             return
         data = frame.encode()
-        waiting = self.waiting_bytes
+        busy = self._queue or self._sending_bytes  # else the frame fits, however large
         if (
-            not replay
-            and waiting
-            and (waiting + len(data) > self.max_bytes or len(self._queue) >= self.limit)
+            busy
+            and not replay
+            and (self.waiting_bytes + len(data) > self.max_bytes or len(self._queue) >= self.limit)
         ):
             self.services.metrics.sockets_closed_slow += 1
             log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
