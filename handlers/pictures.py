@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TypeVar
+
+import pydantic_core
 
 from lovewire.context import Context
 from lovewire.errors import (
@@ -19,8 +22,10 @@ from lovewire.storage.base import Unit
 from lovewire.storage.records import Picture, PictureComment
 from lovewire.uploads import forget_file, give_back, store_picture
 from protocol.pictures import (
+    COMMENTS_PER_PAGE,
     COMMENTS_PER_POST,
     REPLIES_PER_COMMENT,
+    REPLIES_PER_PAGE,
     Comment,
     CommentReply,
     PictureCommentDeleteRequest,
@@ -48,10 +53,19 @@ __all__ = ["table"]
 
 table = HandlerTable()
 
+_T = TypeVar("_T")
+
 MINUTE = 60
 HOUR = 3600
 UPLOAD = "upload"
 COMMENT = "comment"
+#: A feed response stays under about 1 MiB whatever the texts (3.3): one that would be
+#: larger shows fewer replies per comment, then fewer comments per post, oldest first.
+FEED_BYTES = 1_000_000
+#: JSON bytes a comment or reply object takes besides its texts, at most (keys, ids, times).
+OBJECT_BYTES = 400
+#: Bytes a character of text takes in JSON, at most (`\u001f`).
+CHAR_BYTES = 6
 
 
 def _time(ctx: Context, ts: int) -> str:
@@ -73,6 +87,19 @@ async def _picture(tx: Unit, picture_id: int) -> Picture:
     return picture
 
 
+def _reply(ctx: Context, r: PictureComment) -> CommentReply:
+    assert r.parent_id is not None
+    return CommentReply(
+        comment_id=r.id,
+        comment_response_own=r.author_nickname,
+        comment_response_msg=r.msg,
+        user_id=r.author_id,
+        reply_to=r.reply_to if r.reply_to is not None else r.parent_id,
+        comment_response_time=_time(ctx, r.created_ts),
+        comment_response_time_ts=r.created_ts,
+    )
+
+
 def _threads(
     ctx: Context, comments: Sequence[PictureComment], replies: Sequence[PictureComment]
 ) -> dict[int, list[Comment]]:
@@ -80,17 +107,7 @@ def _threads(
     by_parent: dict[int, list[CommentReply]] = defaultdict(list)
     for r in replies:
         assert r.parent_id is not None
-        by_parent[r.parent_id].append(
-            CommentReply(
-                comment_id=r.id,
-                comment_response_own=r.author_nickname,
-                comment_response_msg=r.msg,
-                user_id=r.author_id,
-                reply_to=r.reply_to if r.reply_to is not None else r.parent_id,
-                comment_response_time=_time(ctx, r.created_ts),
-                comment_response_time_ts=r.created_ts,
-            )
-        )
+        by_parent[r.parent_id].append(_reply(ctx, r))
     by_picture: dict[int, list[Comment]] = defaultdict(list)
     for c in comments:
         by_picture[c.picture_id].append(
@@ -108,6 +125,60 @@ def _threads(
     return by_picture
 
 
+def _newest(items: list[_T], keep: int) -> list[_T]:
+    return items[len(items) - keep :] if keep > 0 else []
+
+
+def _fit(posts: list[Post], budget: int) -> None:
+    """Drop the oldest replies, then the oldest comments, until the posts fit in `budget`.
+
+    Every comment keeps the same number of replies at most (2, 1, then 0), then every
+    post the same number of comments (9, 8, ...). The counts stay true, so a client
+    pages what was dropped.
+    """
+    comments = [c for p in posts for c in p.picture_comment]
+    replies = [r for c in comments for r in c.comment_response]
+    texts = sum(len(c.comment_own) + len(c.comment_msg) for c in comments) + sum(
+        len(r.comment_response_own) + len(r.comment_response_msg) for r in replies
+    )
+    bound = (texts * CHAR_BYTES + (len(comments) + len(replies)) * OBJECT_BYTES) + sum(
+        CHAR_BYTES * (len(p.picture_words) + len(p.picture_owner) + len(p.picture_content))
+        + OBJECT_BYTES
+        for p in posts
+    )
+    if bound <= budget:
+        return  # certainly fits: the usual feed costs no sizing
+    base = len(pydantic_core.to_json([p.model_copy(update={"picture_comment": []}) for p in posts]))
+    # Per post, per comment (oldest first): its bytes with all its replies, each reply's.
+    sized = [
+        [
+            (
+                len(pydantic_core.to_json(c)) + 1,
+                [len(pydantic_core.to_json(r)) + 1 for r in c.comment_response],
+            )
+            for c in p.picture_comment
+        ]
+        for p in posts
+    ]
+
+    def size(keep_comments: int, keep_replies: int) -> int:
+        total = base
+        for post in sized:
+            for whole, reply_sizes in _newest(post, keep_comments):
+                total += whole - sum(reply_sizes[: max(0, len(reply_sizes) - keep_replies)])
+        return total
+
+    levels = [(COMMENTS_PER_POST, r) for r in range(REPLIES_PER_COMMENT - 1, -1, -1)]
+    levels += [(c, 0) for c in range(COMMENTS_PER_POST - 1, -1, -1)]
+    if size(COMMENTS_PER_POST, REPLIES_PER_COMMENT) <= budget:
+        return
+    keep_comments, keep_replies = next((lv for lv in levels if size(*lv) <= budget), (0, 0))
+    for p in posts:
+        p.picture_comment = _newest(p.picture_comment, keep_comments)
+        for c in p.picture_comment:
+            c.comment_response = _newest(c.comment_response, keep_replies)
+
+
 @table.handles(PictureInfoRequest)
 async def show_feed(ctx: Context, req: PictureInfoRequest) -> PictureInfoResponse:
     """The newest posts (older than `before`), each with its newest comments; 3 queries."""
@@ -118,32 +189,38 @@ async def show_feed(ctx: Context, req: PictureInfoRequest) -> PictureInfoRespons
         replies = await tx.pictures.replies_of([c.id for c in comments], REPLIES_PER_COMMENT)
     threads = _threads(ctx, comments, replies)
     public_url = ctx.settings.public_url
-    return PictureInfoResponse(
-        information=[
-            Post(
-                picture_id=p.id,
-                picture_publish_time=_time(ctx, p.created_ts),
-                picture_content=image_url(p.path, public_url),
-                picture_words=p.words,
-                picture_like_num=str(p.like_count),
-                picture_owner=p.owner_nickname,
-                picture_comment=threads.get(p.id, []),
-                picture_comment_num=str(p.comment_count),
-                user_id=p.owner_id,
-                liked_by_me=p.liked_by_me,
-                picture_publish_time_ts=p.created_ts,
-            )
-            for p in posts
-        ]
-    )
+    information = [
+        Post(
+            picture_id=p.id,
+            picture_publish_time=_time(ctx, p.created_ts),
+            picture_content=image_url(p.path, public_url),
+            picture_words=p.words,
+            picture_like_num=str(p.like_count),
+            picture_owner=p.owner_nickname,
+            picture_comment=threads.get(p.id, []),
+            picture_comment_num=str(p.comment_count),
+            user_id=p.owner_id,
+            liked_by_me=p.liked_by_me,
+            picture_publish_time_ts=p.created_ts,
+        )
+        for p in posts
+    ]
+    _fit(information, FEED_BYTES)
+    return PictureInfoResponse(information=information)
 
 
 @table.handles(PictureCommentListRequest)
 async def list_comments(ctx: Context, req: PictureCommentListRequest) -> PictureCommentListResponse:
-    """A post's comments older than `before`, 20 at a time, with their newest replies."""
+    """A page of a post's comments with their newest replies, or of one comment's replies."""
     async with ctx.store.read() as tx:
         await _picture(tx, req.picture_id)
-        comments = await tx.pictures.comments_of([req.picture_id], COMMENTS_PER_POST, req.before)
+        if req.comment_id is not None:
+            parent = await tx.pictures.get_comment(req.comment_id)
+            if parent is None or parent.picture_id != req.picture_id or parent.parent_id:
+                raise CommentNotFound("comment_id is not a top-level comment of this picture")
+            replies = await tx.pictures.replies_of([parent.id], REPLIES_PER_PAGE, req.before)
+            return PictureCommentListResponse(comment_response=[_reply(ctx, r) for r in replies])
+        comments = await tx.pictures.comments_of([req.picture_id], COMMENTS_PER_PAGE, req.before)
         replies = await tx.pictures.replies_of([c.id for c in comments], REPLIES_PER_COMMENT)
     return PictureCommentListResponse(
         picture_comment=_threads(ctx, comments, replies).get(req.picture_id, [])

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     #: Seconds between WebSocket pings, and without a pong before the socket is closed.
     ping_interval: float = Field(20, gt=0)
     ping_timeout: float = Field(60, gt=0)
-    #: Frames waiting for one socket before it is deemed stalled and closed.
+    #: Frames waiting for one socket before it is deemed stalled and closed (a second
+    #: bound beside outbound_bytes: many tiny frames cost more in bookkeeping than bytes).
     outbound_queue: int = Field(256, ge=8)
     #: Days a stored push is kept for replay.
     push_retention_days: float = Field(7, ge=7)
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     http_timeout: float = Field(30, gt=0)
     http_per_addr: int = Field(100, ge=1)
     shutdown_grace: float = Field(10, ge=0)
+    # -- outbound limits (security) --
+    #: Bytes waiting for one socket (queued, being written, in the transport's buffer)
+    #: before it is deemed stalled and closed (1013); above the transport's 32 KiB mark.
+    outbound_bytes: int = Field(4_194_304, ge=65_536)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -15,13 +15,16 @@ from lovewire.session import Login, Session
 from lovewire.storage.records import StoredPush
 from protocol.pushes import SessionEndNotify
 
-__all__ = ["Connection"]
+__all__ = ["WRITE_LIMIT", "Connection"]
 
 log = logging.getLogger(__name__)
 
 #: Close codes: the client reads too slowly / its user has too many sockets.
 CLOSE_STALLED = 1013
 CLOSE_EVICTED = 1008
+#: High-water mark of a socket's transport buffer: `ws.send` waits above it, so at most
+#: this much sits there beyond the frame being written.
+WRITE_LIMIT = 2**15
 
 _EXPIRED = SessionEndNotify(reason="expired").model_dump_json()
 
@@ -39,8 +42,14 @@ class Connection(Session):
         self.services = services
         self.recorder = recorder
         self.limit = services.settings.outbound_queue
-        self._queue: deque[tuple[str, StoredPush | None]] = deque()
+        self.max_bytes = services.settings.outbound_bytes
+        self._queue: deque[tuple[bytes, StoredPush | None]] = deque()
+        #: UTF-8 bytes in the queue, and of the frame `ws.send` is writing (until it returns).
+        self._queued_bytes = 0
+        self._sending_bytes = 0
         self._ready = asyncio.Event()
+        #: Set whenever the bytes waiting drop within the bound, or the socket closes.
+        self._drained = asyncio.Event()
         self._closing = False
         #: Highest seq queued so far; pushes at or below it are not sent again.
         self._push_floor = 0
@@ -51,23 +60,49 @@ class Connection(Session):
         self._gap_filler: asyncio.Task[None] | None = None
         #: Fires when the login's token expires (one per logged-in socket, none otherwise).
         self._expiry: asyncio.TimerHandle | None = None
+        services.hub.register(self)
 
     # -- sending -------------------------------------------------------------------------
 
     def send(self, frame: str, push: StoredPush | None = None, *, replay: bool = False) -> None:
-        """Queue a frame; a socket whose queue is full is closed (pushes stay stored).
+        """Queue a frame; a socket it would take over its bounds is closed (pushes stay stored).
 
-        A replay (at most MAX_REPLAY frames) may go over the limit once.
+        The bounds are `outbound_bytes` waiting (queued, being written, and in the
+        transport's buffer) and `outbound_queue` frames queued. One frame always fits when
+        nothing else waits; a replay (at most MAX_REPLAY frames) may go over once.
         """
         if self._closing:
             return
-        if len(self._queue) >= self.limit and not replay:
+        data = frame.encode()
+        busy = self._queue or self._sending_bytes  # else the frame fits, however large
+        if (
+            busy
+            and not replay
+            and (self.waiting_bytes + len(data) > self.max_bytes or len(self._queue) >= self.limit)
+        ):
             self.services.metrics.sockets_closed_slow += 1
             log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
             self.close(CLOSE_STALLED, "outbound queue full")
             return
-        self._queue.append((frame, push))
+        self._queue.append((data, push))
+        self._queued_bytes += len(data)
         self._ready.set()
+
+    @property
+    def waiting_bytes(self) -> int:
+        """Bytes written to this socket that its client has not taken yet (in this process)."""
+        return self._queued_bytes + self._sending_bytes + self.ws.transport.get_write_buffer_size()
+
+    async def writable(self) -> bool:
+        """Wait while the bytes waiting exceed the bound; False once the socket is closing.
+
+        The reader calls this before it starts a request: a client that does not read gets
+        no more work done for it, and TCP pushes back on what it sends meanwhile.
+        """
+        while not self._closing and self.waiting_bytes > self.max_bytes:
+            self._drained.clear()
+            await self._drained.wait()
+        return not self._closing
 
     async def write_loop(self) -> None:
         """Write queued frames in order until the socket closes."""
@@ -75,14 +110,26 @@ class Connection(Session):
             while True:
                 await self._ready.wait()
                 while self._queue:
-                    frame, push = self._queue.popleft()
-                    await self.ws.send(frame)
+                    data, push = self._queue.popleft()
+                    self._queued_bytes -= len(data)
+                    self._sending_bytes = len(data)
+                    try:
+                        await self.ws.send(data, text=True)
+                    finally:
+                        self._sending_bytes = 0
+                    del data
+                    if self.waiting_bytes <= self.max_bytes:
+                        self._drained.set()
                     if push is not None:
                         self.services.metrics.pushes_sent += 1
                         self.recorder.delivered(push.user_id, push.seq)
                 self._ready.clear()
         except ConnectionClosed:
             pass
+        finally:
+            # Gone or going: nothing more is written; a reader waiting for room stops.
+            self._closing = True
+            self._drained.set()
 
     def close(self, code: int, reason: str) -> None:
         """Close the socket from outside the reader."""
@@ -90,6 +137,8 @@ class Connection(Session):
             return
         self._closing = True
         self._queue.clear()
+        self._queued_bytes = 0
+        self._drained.set()
         asyncio.get_running_loop().create_task(self.ws.close(code, reason))
 
     # -- the hub's view: Subscriber --------------------------------------------------------
@@ -244,6 +293,7 @@ class Connection(Session):
 
     def detach(self) -> None:
         """Leave the hub: the socket is gone."""
+        self.services.hub.unregister(self)
         if self.login is not None:
             self.services.hub.detach(self.login.user_id, self)
         self._forget_pushes()

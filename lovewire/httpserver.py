@@ -331,7 +331,7 @@ class HttpServer:
         )
 
     async def broadcast(self, request: web.Request) -> web.Response:
-        """Send a system_notify {msg} to every logged-in socket."""
+        """Send a system_notify {msg} to every open socket, logged in or not."""
         if not self._is_admin(request):
             raise web.HTTPForbidden()
         try:

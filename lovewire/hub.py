@@ -1,4 +1,4 @@
-"""The push hub: the one place that knows which sockets belong to which user.
+"""The push hub: the one place that knows the open sockets and which belong to which user.
 
 Handlers publish after their transaction commits; the hub hands each frame to the
 subscribers' own bounded queues and never waits on a socket. `LocalHub` serves one
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Subscriber(Protocol):
-    """A logged-in socket, as the hub sees it."""
+    """An open socket, as the hub sees it (pushes reach it once it is attached to a user)."""
 
     @property
     def token_id(self) -> int | None: ...
@@ -42,6 +42,14 @@ class Subscriber(Protocol):
 
 
 class Hub(ABC):
+    @abstractmethod
+    def register(self, sub: Subscriber) -> None:
+        """Know an open socket, logged in or not (broadcasts reach it)."""
+
+    @abstractmethod
+    def unregister(self, sub: Subscriber) -> None:
+        """Forget a socket that is gone."""
+
     @abstractmethod
     def attach(self, user_id: int, sub: Subscriber) -> None: ...
 
@@ -64,7 +72,7 @@ class Hub(ABC):
 
     @abstractmethod
     def broadcast(self, frame: str) -> int:
-        """Send an unsequenced frame to every logged-in socket; return how many."""
+        """Send an unsequenced frame to every open socket, logged in or not; return how many."""
 
     @abstractmethod
     def sockets_of(self, user_id: int) -> int: ...
@@ -77,12 +85,19 @@ class Hub(ABC):
 
 
 class LocalHub(Hub):
-    """Subscribers of this process, per user, oldest first."""
+    """The open sockets of this process, and its subscribers per user, oldest first."""
 
     def __init__(self, zone: tzinfo, sockets_per_user: int) -> None:
         self.zone = zone
         self.sockets_per_user = sockets_per_user
+        self._open: dict[Subscriber, None] = {}
         self._subs: dict[int, dict[Subscriber, None]] = {}
+
+    def register(self, sub: Subscriber) -> None:
+        self._open[sub] = None
+
+    def unregister(self, sub: Subscriber) -> None:
+        self._open.pop(sub, None)
 
     def attach(self, user_id: int, sub: Subscriber) -> None:
         subs = self._subs.setdefault(user_id, {})
@@ -127,12 +142,10 @@ class LocalHub(Hub):
             sub.end_session(frame)
 
     def broadcast(self, frame: str) -> int:
-        count = 0
-        for subs in list(self._subs.values()):
-            for sub in list(subs):
-                sub.send_notice(frame)
-                count += 1
-        return count
+        subs = list(self._open)
+        for sub in subs:
+            sub.send_notice(frame)
+        return len(subs)
 
     def sockets_of(self, user_id: int) -> int:
         return len(self._subs.get(user_id, ()))

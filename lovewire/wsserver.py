@@ -11,7 +11,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from lovewire.addresses import client_address
-from lovewire.connection import Connection
+from lovewire.connection import WRITE_LIMIT, Connection
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.ingress import FREE_BYTES, AddressBook
@@ -60,6 +60,7 @@ class WsServer:
             max_size=min(settings.max_anon_frame, settings.max_frame),  # raised on login
             max_queue=MAX_QUEUE,
             compression=None,
+            write_limit=WRITE_LIMIT,
             ping_interval=settings.ping_interval,
             ping_timeout=max(1.0, settings.ping_timeout - settings.ping_interval),
             close_timeout=5,
@@ -133,6 +134,8 @@ class WsServer:
             async for message in ws:
                 if self._stopping:
                     break
+                if not await conn.writable():
+                    continue  # closing: start nothing, read on to the client's close frame
                 if len(message) > FREE_BYTES:
                     # The address's parse budget: over it, this socket is not read.
                     delay = address.bytes.charge(len(message), loop.time())

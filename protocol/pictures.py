@@ -9,10 +9,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from protocol.base import Id, IdOut, Request, Response, Text
 
 __all__ = [
+    "COMMENTS_PER_PAGE",
     "COMMENTS_PER_POST",
     "MSG_MAX",
     "POSTS_PER_PAGE",
     "REPLIES_PER_COMMENT",
+    "REPLIES_PER_PAGE",
     "WORDS_MAX",
     "Comment",
     "CommentReply",
@@ -36,8 +38,12 @@ __all__ = [
 ]
 
 POSTS_PER_PAGE = 20
-COMMENTS_PER_POST = 20
-REPLIES_PER_COMMENT = 20
+#: A feed post shows its newest 10 comments, each with its newest 3 replies (3.3).
+COMMENTS_PER_POST = 10
+REPLIES_PER_COMMENT = 3
+#: picture_comment_list_request pages 20 comments, or 20 replies of one comment.
+COMMENTS_PER_PAGE = 20
+REPLIES_PER_PAGE = 20
 WORDS_MAX = 500
 MSG_MAX = 500
 
@@ -90,7 +96,7 @@ class Comment(_Shape):
     user_id: IdOut
     comment_time: str
     comment_time_ts: int
-    #: How many replies the comment has; `comment_response` holds the newest 20.
+    #: How many replies the comment has; `comment_response` holds the newest 3 at most.
     comment_response_num: str
 
 
@@ -125,17 +131,24 @@ class PictureInfoResponse(Response):
 
 
 class PictureCommentListRequest(Request):
-    """A post's comments older than the comment `before` (the newest without it)."""
+    """A post's comments older than the comment `before` (the newest without it).
+
+    With `comment_id`, that comment's replies older than the reply `before` instead.
+    """
 
     RESPONSE: ClassVar[str] = "picture_comment_list_response"
     type: Literal["picture_comment_list_request"] = "picture_comment_list_request"
     picture_id: Id
+    comment_id: Id | None = None
     before: Id | None = None
 
 
 class PictureCommentListResponse(Response):
+    """`picture_comment` answers a page of comments, `comment_response` one of replies."""
+
     type: Literal["picture_comment_list_response"] = "picture_comment_list_response"
-    picture_comment: list[Comment] = []
+    picture_comment: list[Comment] | None = None
+    comment_response: list[CommentReply] | None = None
 
 
 class PictureUploadRequest(Request):

@@ -203,8 +203,8 @@ async def test_feed_paging_before_and_limit_walk_older_posts(roomy: Server) -> N
             assert (refused["success"], refused["error_no"]) == (False, 2)
 
 
-async def test_feed_popular_post_shows_20_newest_and_list_pages_rest(roomy: Server) -> None:
-    """A post carries its 20 newest comments; picture_comment_list pages the older ones."""
+async def test_feed_popular_post_shows_10_newest_and_list_pages_rest(roomy: Server) -> None:
+    """A post carries its 10 newest comments with 3 replies each; the list pages the rest."""
     async with roomy.connect() as a:
         await roomy.register(a)
         pid = (await upload(a))["picture_id"]
@@ -214,16 +214,18 @@ async def test_feed_popular_post_shows_20_newest_and_list_pages_rest(roomy: Serv
         post = (await feed(a))["information"][0]
         assert post["picture_comment_num"] == "45"
         shown = [c["comment_id"] for c in post["picture_comment"]]
-        assert shown == cids[25:]
+        assert shown == cids[35:]
         newest = post["picture_comment"][-1]
         assert newest["comment_response_num"] == "25"
         assert [r["comment_response_msg"] for r in newest["comment_response"]] == [
-            f"r{i}" for i in range(5, 25)
+            f"r{i}" for i in range(22, 25)
         ]
         listing = {"type": "picture_comment_list_request", "picture_id": pid}
         page0 = await a.request(listing)
-        assert page0["picture_comment"] == post["picture_comment"]
-        page1 = await a.request({**listing, "before": shown[0]})
+        assert [c["comment_id"] for c in page0["picture_comment"]] == cids[25:]
+        assert page0["picture_comment"][10:] == post["picture_comment"]
+        assert "comment_response" not in page0
+        page1 = await a.request({**listing, "before": cids[25]})
         assert [c["comment_id"] for c in page1["picture_comment"]] == cids[5:25]
         page2 = await a.request({**listing, "before": cids[5]})
         assert [c["comment_id"] for c in page2["picture_comment"]] == cids[:5]

@@ -331,10 +331,10 @@ class PictureRepo(ABC):
 
     @abstractmethod
     async def replies_of(
-        self, comment_ids: Sequence[int], per_comment: int
+        self, comment_ids: Sequence[int], per_comment: int, before: int | None = None
     ) -> list[PictureComment]:
-        """The newest `per_comment` replies filed under each comment, by comment then
-        oldest first; one query."""
+        """The newest `per_comment` replies filed under each comment (with id < before),
+        by comment then oldest first; one query."""
 
     @abstractmethod
     async def like(self, picture_id: int, user_id: int, now: int) -> bool:

@@ -121,18 +121,18 @@ class SqlitePictures(SqliteRepo, PictureRepo):
         return [_comment(row) for row in rows]
 
     async def replies_of(
-        self, comment_ids: Sequence[int], per_comment: int
+        self, comment_ids: Sequence[int], per_comment: int, before: int | None = None
     ) -> list[PictureComment]:
         if not comment_ids:
             return []
         rows = await self._all(
             f"SELECT {_COMMENT} FROM json_each(?) AS p"
             " JOIN picture_comments c ON c.id IN ("
-            "   SELECT t.id FROM picture_comments t WHERE t.parent_id = p.value"
+            "   SELECT t.id FROM picture_comments t WHERE t.parent_id = p.value AND t.id < ?"
             "   ORDER BY t.id DESC LIMIT ?)"
             " JOIN users u ON u.id = c.author_id"
             " ORDER BY c.parent_id, c.id",
-            (_ids(comment_ids), per_comment),
+            (_ids(comment_ids), before if before is not None else 2**63 - 1, per_comment),
         )
         return [_comment(row) for row in rows]
 
