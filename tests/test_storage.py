@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lovewire.storage.sqlite import SqliteStore
+from lovewire.storage.sqlite import SqliteRepo, SqliteStore
 
 
 @pytest.fixture
@@ -17,6 +18,12 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.open()
     yield store
     await store.close()
+
+
+def _raw(repo: object) -> Any:
+    """The SQLite connection behind a repository, to break a transaction on purpose."""
+    assert isinstance(repo, SqliteRepo)
+    return repo.db
 
 
 async def test_unit_cancelled_while_beginning_leaves_no_transaction(store: SqliteStore) -> None:
@@ -151,7 +158,7 @@ async def test_unit_after_a_lost_group_transaction_is_kept_or_refused_whole(
             a_in.set()
             await a_go.wait()
             # ON CONFLICT ROLLBACK ends the whole transaction, like a full disk or I/O error.
-            await tx.users.db.execute(
+            await _raw(tx.users).execute(
                 "INSERT OR ROLLBACK INTO users (tel, nickname, sex, birthday, created_ts)"
                 " VALUES ('13800000021', 'a', 0, '1990-01-01', 0)"
             )
@@ -227,7 +234,7 @@ async def test_commit_failure_then_cancel_still_answers_the_group(store: SqliteS
 
     async def bad_commit() -> None:
         async with store.unit() as tx:
-            await tx.users.db.execute("PRAGMA defer_foreign_keys = ON")
+            await _raw(tx.users).execute("PRAGMA defer_foreign_keys = ON")
             await tx.tokens.create(b"h", "session", 999, None, 1, 0)  # no user 999: COMMIT fails
 
     a = asyncio.create_task(first())
