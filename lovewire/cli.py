@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        # A port already taken, an address not on this host: the operator's to fix.
+        print(f"lovewire: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -134,6 +134,27 @@ async def test_bad_setting_exits_with_message(tmp_path: Path) -> None:
     assert proc.returncode == 2 and b"ws_port" in err
 
 
+async def test_port_in_use_exits_with_one_line(served: Process, tmp_path: Path) -> None:
+    """A port already taken stops the start with one line naming it, no traceback, status 1."""
+    proc = await asyncio.create_subprocess_exec(
+        *_lovewire(),
+        "serve",
+        "--ws-port",
+        "0",
+        "--http-port",
+        str(served.http_port),
+        "--data-dir",
+        str(tmp_path / "other"),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 1, err
+    assert b"cannot start" in err and str(served.http_port).encode() in err
+    assert b"Traceback" not in err
+
+
 async def test_schema_lists_every_message(tmp_path: Path) -> None:
     """lovewire schema prints the JSON Schema of every message."""
     proc = await asyncio.create_subprocess_exec(
