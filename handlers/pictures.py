@@ -253,11 +253,11 @@ async def upload_picture(ctx: Context, req: PictureUploadRequest) -> PictureUplo
                     raise Internal("the stored picture was removed meanwhile")
                 picture = await tx.pictures.create(user_id, rel, req.words, key, now)
     except BaseException:
-        await give_back(ctx, UPLOAD, now)
+        await give_back(ctx, user_id, UPLOAD, now)
         await forget_file(ctx, rel)
         raise
     if first is not None:
-        await give_back(ctx, UPLOAD, now)
+        await give_back(ctx, user_id, UPLOAD, now)
         if first.path != rel:
             await forget_file(ctx, rel)
         return _uploaded(ctx, first)

@@ -96,7 +96,7 @@ async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpda
             user = await tx.users.update(user_id, **fields)
     except BaseException:
         if new_file:
-            await give_back(ctx, AVATAR, now)
+            await give_back(ctx, user_id, AVATAR, now)
             await forget_file(ctx, new_file)
         raise
     if "avatar" in fields and before is not None and before.avatar not in ("", user.avatar):

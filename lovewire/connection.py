@@ -60,6 +60,9 @@ class Connection(Session):
         self._gap_filler: asyncio.Task[None] | None = None
         #: Fires when the login's token expires (one per logged-in socket, none otherwise).
         self._expiry: asyncio.TimerHandle | None = None
+        #: Tasks closing the socket from outside the reader (kept so none is collected).
+        self._closers: set[asyncio.Task[None]] = set()
+        self._set_frame_limit()
         services.hub.register(self)
 
     # -- sending -------------------------------------------------------------------------
@@ -139,7 +142,9 @@ class Connection(Session):
         self._queue.clear()
         self._queued_bytes = 0
         self._drained.set()
-        asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
 
     # -- the hub's view: Subscriber --------------------------------------------------------
 
@@ -210,9 +215,26 @@ class Connection(Session):
 
     def end_session(self, frame: str) -> None:
         Session.log_out(self)
+        self._set_frame_limit()
         self._forget_pushes()
         self._disarm_expiry()
         self.send(frame)
+
+    def _set_frame_limit(self) -> None:
+        """Read frames up to the limit of the socket's state (section 1), from now on.
+
+        A socket that is not logged in reads at most LOVEWIRE_MAX_ANON_FRAME, whatever
+        logged it out (its own request, another socket's logout, expiry, eviction).
+        """
+        settings = self.services.settings
+        size = settings.max_frame
+        if self.login is None:
+            size = min(settings.max_anon_frame, size)
+        protocol = self.ws.protocol
+        if hasattr(protocol, "max_message_size"):  # websockets >= 15
+            protocol.max_message_size = size
+        else:
+            protocol.max_size = size  # type: ignore[attr-defined]
 
     # -- token expiry ----------------------------------------------------------------------
 
@@ -267,6 +289,7 @@ class Connection(Session):
 
     def evict(self) -> None:
         Session.log_out(self)
+        self._set_frame_limit()
         self._disarm_expiry()
         self.close(CLOSE_EVICTED, "too many sockets for this user")
 
@@ -282,12 +305,14 @@ class Connection(Session):
             self._push_floor = 0
             self._held = []
             self.services.hub.attach(login.user_id, self)
+        self._set_frame_limit()
         self._arm_expiry()  # a new token (login, refresh) brings its own expiry
 
     def log_out(self) -> None:
         if self.login is not None:
             self.services.hub.detach(self.login.user_id, self)
         super().log_out()
+        self._set_frame_limit()
         self._forget_pushes()
         self._disarm_expiry()
 

@@ -35,6 +35,14 @@ class _TooLarge(Exception):
     """A request body over its limit."""
 
 
+class _Refused(Exception):
+    """A request body refused while it was read; `response` answers it."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__()
+        self.response = response
+
+
 class _Connection(RequestHandler):
     """aiohttp's protocol, counted per client address, with a deadline on each request.
 
@@ -106,7 +114,6 @@ class HttpServer:
         settings = services.settings
         self.addresses = addresses
         self._server: asyncio.Server | None = None
-        self._emfile_logged = 0.0
         # base64 is 4/3 of the picture; the app's JSON adds an escaped line break every 76
         # characters and escapes every "/": leave room for both.
         self.max_upload_body = settings.max_upload * 3 // 2 + 65536
@@ -181,7 +188,13 @@ class HttpServer:
         conn = request.protocol
         if isinstance(conn, _Connection) and request.method in ("GET", "HEAD"):
             conn.request_arrived()
-        return await handler(request)
+        try:
+            return await handler(request)
+        finally:
+            # Answered, body read or not: the deadline is over for this request, and the
+            # next one on a keep-alive connection gets its own.
+            if isinstance(conn, _Connection):
+                conn.request_arrived()
 
     def _session(self, request: web.Request, address: Address) -> Session:
         session = Session(address.key)
@@ -200,8 +213,15 @@ class HttpServer:
         )
         return self.addresses.get(key)
 
-    async def _read_body(self, request: web.Request, limit: int) -> bytes:
-        """The whole body, at most limit bytes; _TooLarge beyond."""
+    async def _read_body(
+        self, request: web.Request, limit: int, charge: Address | None, type_: str
+    ) -> bytes:
+        """The whole body, at most limit bytes; _TooLarge beyond.
+
+        With `charge` (a body of unknown length), what passes FREE_BYTES is charged to that
+        address's parse budget as it arrives, and the rest is not read until it is paid
+        back (TCP holds it back meanwhile); _Refused when the wait would be too long.
+        """
         conn = request.protocol
         chunks: list[bytes] = []
         size = 0
@@ -210,6 +230,11 @@ class HttpServer:
             size += len(chunk)
             if size > limit:
                 raise _TooLarge
+            if charge is not None and size > FREE_BYTES:
+                paid = min(len(chunk), size - FREE_BYTES)
+                refused = await self._wait_parse_budget(charge, paid, type_)
+                if refused is not None:
+                    raise _Refused(refused)
         if isinstance(conn, _Connection):
             conn.request_arrived()
         return b"".join(chunks)
@@ -245,17 +270,17 @@ class HttpServer:
             if refused is not None:
                 return refused
         try:
-            body = await self._read_body(request, limit)
+            body = await self._read_body(
+                request, limit, address if declared is None else None, type_
+            )
         except _TooLarge:
             return self._too_large(type_)
+        except _Refused as refused:
+            return refused.response
         except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
             # The client went away (or broke the framing) mid-request: nothing to answer.
             log.debug("HTTP request not received whole: %s", type(exc).__name__)
             return web.Response(status=400)
-        if declared is None and len(body) > FREE_BYTES:
-            refused = await self._wait_parse_budget(address, len(body), type_)
-            if refused is not None:
-                return refused
         session = self._session(request, address)
         frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
         self.dispatcher.publish_outbox(session)

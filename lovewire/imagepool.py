@@ -25,6 +25,7 @@ import pickle
 import resource
 import signal
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -74,7 +75,7 @@ class ImagePool:
         #: tests and metrics: -SIGXCPU over the CPU limit, -SIGKILL past the deadline).
         self.decoded = 0
         self.killed = 0
-        self.exit_codes: list[int | None] = []
+        self.exit_codes: deque[int | None] = deque(maxlen=100)
         self._mp: ForkServerContext | SpawnContext
         if "forkserver" in multiprocessing.get_all_start_methods():
             # Workers fork from a clean process that has Pillow loaded: fast to start.
@@ -163,7 +164,7 @@ class ImagePool:
         try:
             worker.conn.send_bytes(pickle.dumps((raw, declared, limits), protocol=5))
             if worker.conn.poll(self.deadline):
-                reply: tuple[Any, ...] = worker.conn.recv()
+                reply = _decode_reply(worker.conn.recv_bytes())
                 if reply[0] == "retire":
                     worker.alive = False
                     reply = ("refused", *reply[1:])
@@ -207,6 +208,34 @@ class ImagePool:
             await asyncio.to_thread(self._retire, worker)
 
 
+#: A worker's answer, as bytes (never a pickle: the worker is the process that parses
+#: hostile pictures, and must not be able to make the server run code): one kind byte,
+#: then for "ok" the extension, a NUL and the picture, else the reason in UTF-8.
+_KINDS = {"ok": b"o", "refused": b"r", "retire": b"x"}
+_EXTENSIONS = frozenset({"jpg", "png", "gif", "webp"})
+
+
+def _encode_reply(reply: tuple[Any, ...]) -> bytes:
+    kind = _KINDS[reply[0]]
+    if reply[0] == "ok":
+        return kind + str(reply[1]).encode("ascii") + b"\0" + bytes(reply[2])
+    return kind + str(reply[1]).encode("utf-8", "replace")
+
+
+def _decode_reply(data: bytes) -> tuple[Any, ...]:
+    """A worker's answer; anything not of the format is a refusal."""
+    kind, body = data[:1], data[1:]
+    if kind == b"o":
+        ext, sep, picture = body.partition(b"\0")
+        name = ext.decode("ascii", "replace")
+        if sep and name in _EXTENSIONS and picture:
+            return ("ok", name, picture)
+    elif kind in (b"r", b"x"):
+        reason = body[:200].decode("utf-8", "replace") or "not a valid image"
+        return ("refused" if kind == b"r" else "retire", reason)
+    return ("retire", "not a valid image")
+
+
 def _vm_size() -> int:
     """This process's address space, bytes (0 where /proc is not there)."""
     try:
@@ -245,9 +274,9 @@ def _serve(conn: Connection, cpu_seconds: int, memory_bytes: int) -> None:
             reply = ("retire", "not a valid image")
         del raw
         try:
-            conn.send(reply)
+            conn.send_bytes(_encode_reply(reply))
         except MemoryError:
-            conn.send(("retire", "picture too large to decode"))
+            conn.send_bytes(_encode_reply(("retire", "picture too large to decode")))
         except (OSError, EOFError):
             return
         if reply[0] == "retire":

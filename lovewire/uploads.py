@@ -14,11 +14,15 @@ from lovewire.images import Limits, parse_data_uri, remove_image, write_picture
 __all__ = ["forget_file", "give_back", "store_picture"]
 
 
-async def give_back(ctx: Context, kind: str, now: int) -> None:
-    """Return an action spent by `store_picture` at `now` (the request changed nothing)."""
+async def give_back(ctx: Context, user_id: int, kind: str, now: int) -> None:
+    """Return an action spent by `store_picture` at `now` (the request changed nothing).
+
+    An undo, not an act of the caller's token: it runs even when the request failed
+    because that token was revoked meanwhile.
+    """
     try:
-        async with ctx.unit() as tx:
-            await tx.pictures.take_back_action(ctx.user_id, kind, now)
+        async with ctx.unit(check_login=False) as tx:
+            await tx.pictures.take_back_action(user_id, kind, now)
     except Exception:
         ctx.log.exception("could not give an upload budget back")
 
@@ -31,7 +35,7 @@ async def store_picture(
     The action is counted before anything is decoded, in the same unit as the check, so
     parallel requests cannot pass the budget together. A picture refused by its decoding
     (error 11) keeps it spent (contract section 2); any other failure gives it back, as
-    must the caller if it fails afterwards (`give_back` with the same `now`). Returns the
+    must the caller if it fails afterwards (`give_back` with the same user and `now`). Returns the
     stored file's path; the caller forgets it if it does not end up using it.
     """
     user_id = ctx.user_id
@@ -44,7 +48,7 @@ async def store_picture(
     try:
         declared, raw = await asyncio.to_thread(parse_data_uri, data_uri, settings.max_upload)
     except BaseException:
-        await give_back(ctx, kind, now)
+        await give_back(ctx, user_id, kind, now)
         raise
     limits = Limits(
         max_pixels=settings.max_pixels,
@@ -56,13 +60,13 @@ async def store_picture(
     except PayloadRefused:
         raise
     except BaseException:
-        await give_back(ctx, kind, now)
+        await give_back(ctx, user_id, kind, now)
         raise
     del raw
     try:
         return await asyncio.to_thread(write_picture, data, ext, ctx.services.media_dir)
     except BaseException:
-        await give_back(ctx, kind, now)
+        await give_back(ctx, user_id, kind, now)
         raise
 
 
@@ -70,10 +74,11 @@ async def forget_file(ctx: Context, rel_path: str) -> None:
     """Delete a stored file unless a post or an avatar still refers to it.
 
     The check and the removal happen inside one write unit, so an upload (which checks
-    its file inside its own unit) never commits a post whose file is gone.
+    its file inside its own unit) never commits a post whose file is gone. A clean-up,
+    not an act of the caller's token: it runs even if that token was revoked meanwhile.
     """
     try:
-        async with ctx.unit() as tx:
+        async with ctx.unit(check_login=False) as tx:
             if not await tx.pictures.path_in_use(rel_path):
                 remove_image(rel_path, ctx.services.media_dir)
     except Exception:

@@ -80,8 +80,11 @@ class WsServer:
             grace = self.services.settings.shutdown_grace
         self._stopping = True
         self._server.close(close_connections=True)
+        # Most of the grace for what is in flight, the rest to drop what is left: the
+        # process is gone within the grace, as systemd expects.
+        last = min(1.0, grace / 5)
         try:
-            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), grace)
+            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), grace - last)
         except TimeoutError:
             log.warning(
                 "shutdown grace over: %d socket handlers cancelled, %d sockets dropped",
@@ -93,7 +96,7 @@ class WsServer:
             for ws in list(self._sockets):
                 ws.transport.abort()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                await asyncio.wait_for(self._server.wait_closed(), last)
         self._server = None
 
     async def handle(self, ws: ServerConnection) -> None:
@@ -128,25 +131,25 @@ class WsServer:
         self.connections.add(conn)
         writer = asyncio.create_task(conn.write_loop())
         loop = asyncio.get_running_loop()
-        anon_frame = min(settings.max_anon_frame, settings.max_frame)
         try:
-            _max_size(ws, anon_frame)
+            # The frame limit follows the socket's login (Connection._set_frame_limit): a
+            # login changes it before its answer goes out, so the client can rely on it.
             async for message in ws:
                 if self._stopping:
                     break
                 if not await conn.writable():
                     continue  # closing: start nothing, read on to the client's close frame
-                if len(message) > FREE_BYTES:
+                size = _size(message)
+                if size > FREE_BYTES:
                     # The address's parse budget: over it, this socket is not read.
-                    delay = address.bytes.charge(len(message), loop.time())
+                    delay = address.bytes.charge(size, loop.time())
                     if delay:
                         await asyncio.sleep(delay)
-                    if self._stopping:
-                        break
+                        if self._stopping:
+                            break
+                        if not await conn.writable():
+                            continue
                 reply = await self.dispatcher.dispatch(message, conn)
-                # Until a socket is logged in, its frames are small (section 1); the limit
-                # changes before the answer goes out, so the client can rely on it.
-                _max_size(ws, settings.max_frame if conn.login else anon_frame)
                 if reply is not None:
                     conn.send(reply)
                 self.dispatcher.publish_outbox(conn)
@@ -161,10 +164,8 @@ class WsServer:
             writer.cancel()
 
 
-def _max_size(ws: ServerConnection, size: int) -> None:
-    """Set the largest frame the socket reads from now on (refused with 1009)."""
-    protocol = ws.protocol
-    if hasattr(protocol, "max_message_size"):  # websockets >= 15
-        protocol.max_message_size = size
-    else:
-        protocol.max_size = size  # type: ignore[attr-defined]
+def _size(message: str | bytes) -> int:
+    """The frame's size in bytes, as the budget counts it (UTF-8 for a text frame)."""
+    if isinstance(message, bytes) or message.isascii():
+        return len(message)
+    return len(message.encode("utf-8", "surrogatepass"))

@@ -184,7 +184,7 @@ async def test_picture_over_cpu_budget_worker_killed_error_11_pool_keeps_serving
         refused = await post_upload(server, reg["token"], attack)
         assert (refused["success"], refused["error_no"]) == (False, 11)
         assert server.app.services is not None
-        assert server.app.services.pictures.exit_codes == [-signal.SIGXCPU]
+        assert list(server.app.services.pictures.exit_codes) == [-signal.SIGXCPU]
         await still_serving(server, a)
 
 
@@ -201,7 +201,7 @@ async def test_picture_past_deadline_worker_killed_error_11_pool_keeps_serving(
         refused = await post_upload(server, reg["token"], attack)
         assert (refused["success"], refused["error_no"]) == (False, 11)
         assert server.app.services is not None
-        assert server.app.services.pictures.exit_codes == [-signal.SIGKILL]
+        assert list(server.app.services.pictures.exit_codes) == [-signal.SIGKILL]
         await still_serving(server, a)
 
 
