@@ -248,6 +248,7 @@ class HttpServer:
         if proxied:
             if address.connections >= self.services.settings.http_per_addr:
                 busy = TooFrequent(1, "too many HTTP requests in flight from this address")
+                self._count_refused(address)
                 return _json(self.dispatcher.error_frame(type_, busy))
             address.connections += 1
         try:
@@ -263,19 +264,23 @@ class HttpServer:
         limit = self.max_upload_body if force_type == UPLOAD_TYPE else settings.max_frame
         declared = request.content_length
         if declared is not None and declared > limit:
+            self._count_refused(address)
             return self._too_large(type_)
         if declared is not None and declared > FREE_BYTES:
             # Charged before the body is read: while it waits, TCP holds the body back.
             refused = await self._wait_parse_budget(address, declared, type_)
             if refused is not None:
+                self._count_refused(address)
                 return refused
         try:
             body = await self._read_body(
                 request, limit, address if declared is None else None, type_
             )
         except _TooLarge:
+            self._count_refused(address)
             return self._too_large(type_)
         except _Refused as refused:
+            self._count_refused(address)
             return refused.response
         except (ConnectionError, asyncio.IncompleteReadError, web.HTTPException) as exc:
             # The client went away (or broke the framing) mid-request: nothing to answer.
@@ -287,6 +292,12 @@ class HttpServer:
         if frame is None:
             return web.Response(status=204)
         return _json(frame)
+
+    def _count_refused(self, address: Address) -> None:
+        """Count a request refused before dispatch on its address's rates (section 2)."""
+        now = self.services.clock.now()
+        address.http_requests.take(now)
+        address.requests.take(now)
 
     def _too_large(self, type_: str) -> web.Response:
         refused = PayloadRefused("request body too large")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lovewire.imagepool import _decode_reply
 from tests.conftest import Server
-from tests.test_security_ingress import _closed_code
+from tests.test_security_ingress import _closed_code, _post
 
 
 async def test_socket_logged_out_from_elsewhere_reads_only_anonymous_frames(
@@ -128,3 +128,14 @@ def test_worker_answer_not_of_the_format_is_a_refusal() -> None:
     assert _decode_reply(b"oexe\0MZ")[0] == "retire"
     assert _decode_reply(b"\x80\x05cos\nsystem\n")[0] == "retire"  # a pickle is no answer
     assert _decode_reply(b"")[0] == "retire"
+
+
+async def test_http_bodies_refused_unread_count_towards_the_rate(start_server: object) -> None:
+    """A 413 (refused before parsing) still counts towards its address's HTTP rate."""
+    server: Server = await start_server(requests_per_second=5)  # type: ignore[operator]
+    too_big = json.dumps({"type": "ping_request", "pad": "x" * 2_000_000})
+    for _ in range(5):
+        status, frame = await _post(server, "/api", too_big)
+        assert (status, frame["error_no"]) == (413, 11)
+    status, frame = await server.post("/api", {"type": "ping_request"})
+    assert (status, frame["error_no"]) == (200, 6), frame
