@@ -149,7 +149,7 @@ class WsServer:
                 _max_size(ws, settings.max_frame if conn.login else anon_frame)
                 if reply is not None:
                     conn.send(reply)
-                self.dispatcher.publish_outbox(conn)
+                await self.dispatcher.publish_outbox(conn)
                 if conn.replay is not None:
                     await conn.run_replay()
         except ConnectionClosed:
