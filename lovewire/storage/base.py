@@ -172,7 +172,9 @@ class CodeRepo(ABC):
         """Count one wrong attempt; return the attempts so far."""
 
     @abstractmethod
-    async def use(self, code_id: int) -> None: ...
+    async def use(self, code_id: int) -> bool:
+        """Mark the code used if it is not yet (one conditional UPDATE whose row count
+        decides); False if it already was: of two units using one code, one wins."""
 
     @abstractmethod
     async def delete(self, code_id: int) -> None: ...

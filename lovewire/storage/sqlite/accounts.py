@@ -233,8 +233,11 @@ class SqliteCodes(SqliteRepo, CodeRepo):
         )
         return int(row["attempts"]) if row else 0
 
-    async def use(self, code_id: int) -> None:
-        await self._exec("UPDATE sms_codes SET used = 1 WHERE id = ?", (code_id,))
+    async def use(self, code_id: int) -> bool:
+        cur = await self._exec(
+            "UPDATE sms_codes SET used = 1 WHERE id = ? AND used = 0", (code_id,)
+        )
+        return cur.rowcount == 1
 
     async def delete(self, code_id: int) -> None:
         await self._exec("DELETE FROM sms_codes WHERE id = ?", (code_id,))
