@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import inspect
 import os
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from lovewire.config import Settings
+from lovewire.hub import LocalHub
 from lovewire.storage.backends import store_from_settings
 from lovewire.storage.errors import BackendUnavailable
+from lovewire.storage.records import StoredPush
 from lovewire.storage.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +120,39 @@ def test_only_the_factory_names_the_sqlite_store() -> None:
             continue
         bad = {m for m in _imports(path) if m.startswith("lovewire.storage.sqlite")}
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+class _Socket:
+    """A subscriber that records what the hub queues for it."""
+
+    token_id: int | None = None
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[int, str]] = []
+
+    def deliver(self, push: StoredPush, frame: str) -> None:
+        self.queued.append((push.seq, frame))
+
+    def send_notice(self, frame: str) -> None: ...
+
+    def end_session(self, frame: str) -> None: ...
+
+    def evict(self) -> None: ...
+
+
+def test_local_hub_publish_is_a_coroutine_that_never_suspends() -> None:
+    """`publish` is awaited by its callers, yet queues every frame in one step, waiting on
+    nothing: a networked hub may await its bus, the local one never a socket."""
+    hub = LocalHub(ZoneInfo("Asia/Shanghai"), sockets_per_user=2)
+    sockets = [_Socket(), _Socket()]
+    for sock in sockets:
+        hub.attach(7, sock)
+    pushes = [
+        StoredPush(user_id=7, seq=seq, body='{"type":"system_notify"}', created_ts=0)
+        for seq in (1, 2)
+    ]
+    publishing = hub.publish(pushes)
+    assert inspect.iscoroutine(publishing)
+    with pytest.raises(StopIteration):
+        publishing.send(None)  # finished at its first step: it never yielded to the loop
+    assert [[seq for seq, _ in sock.queued] for sock in sockets] == [[1, 2], [1, 2]]
