@@ -9,7 +9,7 @@ from lovewire.context import Context
 from lovewire.errors import Internal, UserNotFound
 from lovewire.images import image_url
 from lovewire.registry import HandlerTable
-from lovewire.storage.records import User
+from lovewire.storage.records import ProfileChanges, User
 from lovewire.uploads import forget_file, give_back, store_picture
 from protocol.profile import (
     SIGNATURE_MAX,
@@ -93,7 +93,7 @@ async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpda
             before = await tx.users.get(user_id)
             if new_file and not (ctx.services.media_dir / new_file).is_file():
                 raise Internal("the stored picture was removed meanwhile")
-            user = await tx.users.update(user_id, **fields)
+            user = await tx.users.update_profile(user_id, ProfileChanges.of(fields))
     except BaseException:
         if new_file:
             await give_back(ctx, user_id, AVATAR, now)

@@ -11,7 +11,7 @@ from lovewire.errors import BadInput, BadToken
 from lovewire.registry import HandlerTable
 from lovewire.security import hash_token
 from lovewire.storage.base import Unit
-from lovewire.storage.records import User
+from lovewire.storage.records import ProfileChanges, User
 
 if TYPE_CHECKING:
     from datetime import date
@@ -78,7 +78,7 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
         if updating:
             if not await tx.tokens.hold(login.token_id, now):
                 raise BadToken("token revoked or expired")
-            user = await tx.users.update(login.user_id, **fields)
+            user = await tx.users.update_profile(login.user_id, ProfileChanges.of(fields))
             token = req.token
         else:
             existing = None

@@ -116,7 +116,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
                 await tx.codes.use(pending.id)
             await tx.tel_changes.delete(user_id)
             await end_all_sessions(tx, user_id, [change.old_tel, change.new_tel])
-            user = await tx.users.update(user_id, tel=change.new_tel)
+            user = await tx.users.set_tel(user_id, change.new_tel)
             # A crush of mine on the tel I now hold (expired or not) has no meaning left.
             mine = await tx.crushes.get(user_id, change.new_tel, 0)
             if mine is not None:
@@ -138,5 +138,5 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
 async def set_crush_receive(ctx: Context, req: CrushSettingRequest) -> CrushSettingResponse:
     """Turn anonymous crush notices on or off; matches always come."""
     async with ctx.unit() as tx:
-        user = await tx.users.update(ctx.user_id, crush_receive=req.receive)
+        user = await tx.users.set_crush_receive(ctx.user_id, req.receive)
     return CrushSettingResponse(receive=user.crush_receive)

@@ -20,8 +20,8 @@ from lovewire.pushes import DeliveryRecorder
 from lovewire.registry import Registry
 from lovewire.security import CodeHasher, load_secret
 from lovewire.sms import SmsGateway, gateway_from_settings
+from lovewire.storage.backends import store_from_settings
 from lovewire.storage.base import Store
-from lovewire.storage.sqlite import SqliteStore
 from lovewire.wsserver import WsServer
 
 __all__ = ["Lovewire"]
@@ -69,7 +69,7 @@ class Lovewire:
             stack.callback(loop.set_exception_handler, loop.get_exception_handler())
             loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            store = self._store or SqliteStore(settings.data_dir / "lovewire.db")
+            store = self._store or store_from_settings(settings)
             await store.open()
             stack.push_async_callback(store.close)
             sms = self._sms or gateway_from_settings(settings)

@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from lovewire.config import Settings, load_settings
+from lovewire.storage.errors import BackendUnavailable
 
 __all__ = ["main", "schema"]
 
@@ -138,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
-        # A port already taken, an address not on this host: the operator's to fix.
+    except (OSError, BackendUnavailable) as exc:
+        # A port already taken, an address not on this host, a database this build
+        # cannot use: the operator's to fix.
         print(f"lovewire: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

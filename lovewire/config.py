@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     #: Bytes waiting for one socket (queued, being written, in the transport's buffer)
     #: before it is deemed stalled and closed (1013); above the transport's 32 KiB mark.
     outbound_bytes: int = Field(4_194_304, ge=65_536)
+    # -- storage backend (storage) --
+    #: `postgresql://...` for PostgreSQL; empty: SQLite in the data dir.
+    database_url: str = ""
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

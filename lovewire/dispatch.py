@@ -193,11 +193,11 @@ class Dispatcher:
                 raise BadToken("not logged in")
             ctx.acting = session.login
 
-    def publish_outbox(self, session: Session) -> None:
+    async def publish_outbox(self, session: Session) -> None:
         """Deliver the pushes the session's last request committed (after its response)."""
         if session.outbox:
             pushes, session.outbox = session.outbox, []
-            self.services.hub.publish(pushes)
+            await self.services.hub.publish(pushes)
 
     def _take_request(self, session: Session) -> float:
         """Count one request on the session's and its address's rates; 0 or the wait."""

@@ -288,7 +288,7 @@ class HttpServer:
             return web.Response(status=400)
         session = self._session(request, address)
         frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
-        self.dispatcher.publish_outbox(session)
+        await self.dispatcher.publish_outbox(session)
         if frame is None:
             return web.Response(status=204)
         return _json(frame)

@@ -57,8 +57,13 @@ class Hub(ABC):
     def detach(self, user_id: int, sub: Subscriber) -> None: ...
 
     @abstractmethod
-    def publish(self, pushes: Iterable[StoredPush]) -> None:
-        """Deliver committed pushes to their users' sockets."""
+    async def publish(self, pushes: Iterable[StoredPush]) -> None:
+        """Deliver committed pushes to their users' sockets.
+
+        A coroutine, so that a hub sending to other processes does it in the caller's task
+        (no hidden task to lose or order); it never waits on a socket: local sockets get
+        the frames in their own bounded queues before it returns.
+        """
 
     @abstractmethod
     def end_sessions(
@@ -114,7 +119,7 @@ class LocalHub(Hub):
             if not subs:
                 del self._subs[user_id]
 
-    def publish(self, pushes: Iterable[StoredPush]) -> None:
+    async def publish(self, pushes: Iterable[StoredPush]) -> None:
         for push in pushes:
             subs = self._subs.get(push.user_id)
             if not subs:

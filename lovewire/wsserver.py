@@ -152,7 +152,7 @@ class WsServer:
                 reply = await self.dispatcher.dispatch(message, conn)
                 if reply is not None:
                     conn.send(reply)
-                self.dispatcher.publish_outbox(conn)
+                await self.dispatcher.publish_outbox(conn)
                 if conn.replay is not None:
                     await conn.run_replay()
         except ConnectionClosed:

@@ -41,7 +41,7 @@ async def push(
         "reversed": session.outbox[::-1],
         "last": session.outbox[-1:],
     }[order]
-    services.hub.publish(published)
+    await services.hub.publish(published)
 
 
 async def collect(client: Client, count: int) -> list[dict[str, Any]]:

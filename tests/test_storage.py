@@ -222,7 +222,7 @@ async def test_group_commits_under_continuous_failing_load(store: SqliteStore) -
 
 async def test_commit_failure_then_cancel_still_answers_the_group(store: SqliteStore) -> None:
     """The committing caller cancelled while rolling a failed commit back: the others learn."""
-    from lovewire.storage.sqlite import StoreError
+    from lovewire.storage.errors import StoreError
 
     a_in, a_go = asyncio.Event(), asyncio.Event()
 

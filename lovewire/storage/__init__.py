@@ -1,1 +1,2 @@
-"""Storage: the repository interface and its SQLite implementation."""
+"""Storage: the interface (`base`, `records`, `errors`), the backend chosen from settings
+(`backends.store_from_settings`), and the SQLite store (`sqlite/`)."""

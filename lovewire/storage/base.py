@@ -1,8 +1,10 @@
 """The storage interface: repositories inside a unit of work.
 
 A unit is one transaction. `Store.unit()` opens a write unit (committed on a clean exit,
-rolled back on an exception); `Store.read()` a read-only snapshot. Repositories return
-records from `lovewire.storage.records`. A PostgreSQL store implements the same classes.
+rolled back on an exception); `Store.read()` a read-only snapshot that refuses writes.
+Repositories return records from `lovewire.storage.records` and raise the errors of
+`lovewire.storage.errors`. A PostgreSQL store implements the same classes, and
+`tests/test_storage_contract.py` holds every store to the same semantics.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
+from lovewire.storage.errors import ReadOnlyUnit
 from lovewire.storage.records import (
     Code,
     Crush,
     FeedPost,
     Picture,
     PictureComment,
+    ProfileChanges,
     StoredPush,
     TelChange,
     Token,
@@ -52,8 +55,16 @@ class UserRepo(ABC):
     async def create(self, tel: str, nickname: str, sex: int, birthday: str, now: int) -> User: ...
 
     @abstractmethod
-    async def update(self, user_id: int, **fields: Any) -> User:
-        """Set the given columns (nickname, sex, birthday, signature, avatar, tel, ...)."""
+    async def update_profile(self, user_id: int, changes: ProfileChanges) -> User:
+        """Set the profile fields `changes` sets, and return the user as it now is."""
+
+    @abstractmethod
+    async def set_tel(self, user_id: int, tel: str) -> User:
+        """Move the user to another phone number (free: the caller checked)."""
+
+    @abstractmethod
+    async def set_crush_receive(self, user_id: int, receive: bool) -> User:
+        """Turn anonymous crush notices on or off."""
 
     @abstractmethod
     async def lock_sessions(self, user_id: int) -> int | None:
@@ -161,7 +172,9 @@ class CodeRepo(ABC):
         """Count one wrong attempt; return the attempts so far."""
 
     @abstractmethod
-    async def use(self, code_id: int) -> None: ...
+    async def use(self, code_id: int) -> bool:
+        """Mark the code used if it is not yet (one conditional UPDATE whose row count
+        decides); False if it already was: of two units using one code, one wins."""
 
     @abstractmethod
     async def delete(self, code_id: int) -> None: ...
@@ -393,7 +406,11 @@ class PictureRepo(ABC):
 
 
 class Unit(ABC):
-    """One transaction and its repositories."""
+    """One transaction and its repositories.
+
+    A read unit (`writable` False) refuses every write with `ReadOnlyUnit`, whichever
+    repository method attempts it: nothing is silently rolled back.
+    """
 
     users: UserRepo
     tokens: TokenRepo
@@ -404,12 +421,14 @@ class Unit(ABC):
     tel_changes: TelChangeRepo
     pictures: PictureRepo
 
-    def __init__(self) -> None:
+    def __init__(self, *, writable: bool = True) -> None:
+        self.writable = writable
         #: Pushes appended in this unit, published once it has committed.
         self.new_pushes: list[StoredPush] = []
 
     async def push(self, user_id: int, body: str, now: int) -> StoredPush:
         """Store a push for user_id in this transaction."""
+        self._check_writable()
         stored = await self.pushes.append(user_id, body, now)
         self.new_pushes.append(stored)
         return stored
@@ -418,10 +437,15 @@ class Unit(ABC):
         self, user_id: int | None, body: str, now: int, *, stand_in: int
     ) -> StoredPush | None:
         """Store a push for user_id, or for None nothing, by the same statements."""
+        self._check_writable()
         stored = await self.pushes.append_if(user_id, body, now, stand_in=stand_in)
         if stored is not None:
             self.new_pushes.append(stored)
         return stored
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise ReadOnlyUnit("a read unit cannot store a push")
 
 
 class Store(ABC):
@@ -439,7 +463,7 @@ class Store(ABC):
 
     @abstractmethod
     def read(self) -> AbstractAsyncContextManager[Unit]:
-        """A read-only snapshot."""
+        """A read-only snapshot: a write in it raises `ReadOnlyUnit`."""
 
     @abstractmethod
     async def healthy(self) -> bool: ...

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 __all__ = [
     "Code",
@@ -10,6 +11,7 @@ __all__ = [
     "FeedPost",
     "Picture",
     "PictureComment",
+    "ProfileChanges",
     "StoredPush",
     "TelChange",
     "Token",
@@ -30,6 +32,34 @@ class User:
     push_seq: int
     acked_seq: int
     created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanges:
+    """The profile fields a request sets; None leaves a field as it is."""
+
+    nickname: str | None = None
+    sex: int | None = None
+    birthday: str | None = None  # ISO YYYY-MM-DD
+    signature: str | None = None
+    avatar: str | None = None  # a stored file's name, "" for none
+
+    @classmethod
+    def of(cls, values: Mapping[str, object]) -> ProfileChanges:
+        """Changes from field names and values, each checked against its type."""
+        types = {f.name: int if f.name == "sex" else str for f in fields(cls)}
+        for name, value in values.items():
+            kind = types.get(name)
+            if kind is None:
+                raise TypeError(f"not a profile field: {name!r}")
+            if type(value) is not kind:
+                raise TypeError(f"profile field {name!r} is not {kind.__name__}: {value!r}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def items(self) -> list[tuple[str, str | int]]:
+        """The fields set, by name."""
+        found = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return [(name, value) for name, value in found if value is not None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from lovewire.storage.base import PictureRepo
 from lovewire.storage.records import FeedPost, Picture, PictureComment
-from lovewire.storage.sqlite import SqliteRepo
+from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqlitePictures"]
 

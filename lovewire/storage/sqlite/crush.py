@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from lovewire.storage.base import CrushRepo, TelChangeRepo
 from lovewire.storage.records import Crush, TelChange
-from lovewire.storage.sqlite import SqliteRepo
+from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqliteCrushes", "SqliteTelChanges"]
 
@@ -131,7 +131,7 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
         return int(row["ts"]) if row else None
 
     async def noticed(self, admirer_ids: Iterable[int], crush_tel: str, ts: int) -> None:
-        await self.db.executemany(
+        await self._many(
             "INSERT INTO crush_notices (admirer_id, crush_tel, ts) VALUES (?, ?, ?)"
             " ON CONFLICT (admirer_id, crush_tel) DO UPDATE SET ts = MAX(ts, excluded.ts)",
             [(admirer_id, crush_tel, ts) for admirer_id in admirer_ids],

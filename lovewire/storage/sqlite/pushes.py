@@ -1,0 +1,91 @@
+"""The SQLite repository of stored pushes and each user's push seq."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from lovewire.storage.base import PushRepo
+from lovewire.storage.errors import UnknownUser
+from lovewire.storage.records import StoredPush
+from lovewire.storage.sqlite.repo import SqliteRepo
+
+__all__ = ["SqlitePushes"]
+
+
+def _push(row: sqlite3.Row) -> StoredPush:
+    return StoredPush(
+        user_id=row["user_id"], seq=row["seq"], body=row["body"], created_ts=row["created_ts"]
+    )
+
+
+class SqlitePushes(SqliteRepo, PushRepo):
+    async def append(self, user_id: int, body: str, now: int) -> StoredPush:
+        row = await self._one(
+            "UPDATE users SET push_seq = push_seq + 1 WHERE id = ? RETURNING push_seq", (user_id,)
+        )
+        if row is None:
+            raise UnknownUser(f"no user {user_id}")
+        seq = int(row["push_seq"])
+        await self._exec(
+            "INSERT INTO pushes (user_id, seq, body, created_ts) VALUES (?, ?, ?, ?)",
+            (user_id, seq, body, now),
+        )
+        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+
+    async def append_if(
+        self, user_id: int | None, body: str, now: int, *, stand_in: int
+    ) -> StoredPush | None:
+        step, owner = (1, user_id) if user_id is not None else (0, stand_in)
+        row = await self._one(
+            "UPDATE users SET push_seq = push_seq + ? WHERE id = ? RETURNING push_seq",
+            (step, owner),
+        )
+        seq = int(row["push_seq"]) if row is not None and user_id is not None else None
+        # Without a push, the placeholder (user 0, seq 0) is replaced: the same table and
+        # index pages are written as for a new push, and no user ever reads it.
+        await self._exec(
+            "INSERT OR REPLACE INTO pushes (user_id, seq, body, created_ts) VALUES (?, ?, ?, ?)",
+            (0, 0, body, now) if seq is None else (user_id, seq, body, now),
+        )
+        if user_id is None or seq is None:
+            return None
+        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+
+    async def current_seq(self, user_id: int) -> int:
+        row = await self._one("SELECT push_seq FROM users WHERE id = ?", (user_id,))
+        return int(row["push_seq"]) if row else 0
+
+    async def after(self, user_id: int, after: int, upto: int, limit: int) -> list[StoredPush]:
+        rows = await self._all(
+            "SELECT * FROM pushes WHERE user_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (user_id, after, upto, limit),
+        )
+        return [_push(row) for row in rows]
+
+    async def oldest_seq(self, user_id: int) -> int | None:
+        row = await self._one("SELECT MIN(seq) AS seq FROM pushes WHERE user_id = ?", (user_id,))
+        return row["seq"] if row else None
+
+    async def undelivered(self, user_id: int, upto: int, limit: int) -> list[StoredPush]:
+        rows = await self._all(
+            "SELECT * FROM pushes WHERE user_id = ? AND seq <= ? AND delivered = 0"
+            " ORDER BY seq LIMIT ?",
+            (user_id, upto, limit),
+        )
+        return [_push(row) for row in rows]
+
+    async def mark_delivered(self, pushes: Iterable[tuple[int, int]]) -> None:
+        await self._many(
+            "UPDATE pushes SET delivered = 1 WHERE user_id = ? AND seq = ?", list(pushes)
+        )
+
+    async def ack(self, user_id: int, seq: int) -> None:
+        await self._exec(
+            "UPDATE users SET acked_seq = MAX(acked_seq, MIN(?, push_seq)) WHERE id = ?",
+            (seq, user_id),
+        )
+
+    async def prune(self, before_ts: int) -> int:
+        cur = await self._exec("DELETE FROM pushes WHERE created_ts < ?", (before_ts,))
+        return cur.rowcount

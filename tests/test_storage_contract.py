@@ -1,0 +1,382 @@
+"""The storage interface's contract, run on every store implementation.
+
+Only `lovewire.storage.base` and its records and errors are used here: no SQL, no
+backend's own types. Each test runs once per store of `STORES`; a backend is added by
+naming it there (its URL from the environment) and making `store_from_settings` build it.
+A store this build lacks skips with the reason; one that cannot be reached skips too,
+but fails under `LOVEWIRE_REQUIRE_SERVICES` (CI).
+
+Races are run as concurrent units (`asyncio.gather`): the outcome must be the same as if
+they had run one after the other, whatever the backend's isolation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from lovewire.config import Settings
+from lovewire.storage.backends import store_from_settings
+from lovewire.storage.base import Store
+from lovewire.storage.errors import BackendUnavailable, ReadOnlyUnit, StoreClosed
+from lovewire.storage.records import ProfileChanges, User
+
+#: Store implementations and the database URL each runs on ("" is SQLite in tmp_path).
+STORES = {
+    "sqlite": "",
+    "postgresql": os.environ.get("LOVEWIRE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test"),
+}
+
+T = TypeVar("T")
+
+#: Concurrent units in each race.
+RACERS = 12
+
+
+#: Stores that need a server (`LOVEWIRE_REQUIRE_SERVICES`: fail, not skip, if unreachable).
+SERVICES = {"postgresql"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.needs_services] if name in SERVICES else [])
+        for name in sorted(STORES)
+    ]
+)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    settings = Settings(data_dir=tmp_path, database_url=STORES[request.param])
+    try:
+        store = store_from_settings(settings)
+    except BackendUnavailable as exc:
+        pytest.skip(f"{request.param}: {exc}")  # not in this build yet
+    try:
+        await store.open()
+    except OSError as exc:
+        if os.environ.get("LOVEWIRE_REQUIRE_SERVICES"):
+            raise
+        pytest.skip(f"{request.param} not reachable: {exc}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def new_user(store: Store, tel: str, nickname: str = "li") -> User:
+    async with store.unit() as tx:
+        return await tx.users.create(tel, nickname, 1, "1990-01-01", 100)
+
+
+async def race(*units: Awaitable[T]) -> list[T]:
+    """Run coroutines at once; their results in order."""
+    return list(await asyncio.gather(*units))
+
+
+# -- units ------------------------------------------------------------------------------
+
+
+async def test_write_unit_commits_on_clean_exit_and_keeps_nothing_on_error(store: Store) -> None:
+    user = await new_user(store, "13800000001")
+    with pytest.raises(RuntimeError):
+        async with store.unit() as tx:
+            await tx.users.create("13800000002", "gone", 0, "1990-01-01", 100)
+            await tx.users.set_crush_receive(user.id, False)
+            raise RuntimeError("abandon the unit")
+    async with store.read() as tx:
+        assert await tx.users.by_tel("13800000002") is None
+        kept = await tx.users.get(user.id)
+    assert kept is not None and kept.crush_receive
+
+
+WRITES = {
+    "users.create": lambda tx: tx.users.create("13800000009", "x", 0, "1990-01-01", 1),
+    "users.update_profile": lambda tx: tx.users.update_profile(1, ProfileChanges(nickname="x")),
+    "users.end_sessions": lambda tx: tx.users.end_sessions(1),
+    "tokens.create": lambda tx: tx.tokens.create(b"h" * 32, "session", 1, None, 10**9, 1),
+    "tokens.revoke": lambda tx: tx.tokens.revoke([1]),
+    "codes.add": lambda tx: tx.codes.add("13800000001", "login", None, b"c", 10**9, 1),
+    "sms.record": lambda tx: tx.sms.record("13800000001", "127.0.0.1", 1),
+    "pushes.append": lambda tx: tx.pushes.append(1, "{}", 1),
+    "unit.push": lambda tx: tx.push(1, "{}", 1),
+    "pushes.mark_delivered": lambda tx: tx.pushes.mark_delivered([(1, 1)]),
+    "crushes.add": lambda tx: tx.crushes.add(1, "13800000002", "hi", 1, 0),
+    "pictures.create": lambda tx: tx.pictures.create(1, "a.jpg", "", None, 1),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+async def test_read_unit_refuses_every_write_loudly(store: Store, write: str) -> None:
+    """A write in a read unit raises ReadOnlyUnit; nothing is silently rolled back."""
+    user = await new_user(store, "13800000001")
+    async with store.read() as tx:
+        assert not tx.writable
+        with pytest.raises(ReadOnlyUnit):
+            await WRITES[write](tx)
+    async with store.read() as tx:
+        assert await tx.users.by_tel("13800000009") is None
+        assert await tx.pushes.current_seq(user.id) == 0
+        assert await tx.sms.count_all(0) == (0, None)
+        assert await tx.pictures.feed(user.id, None, 10) == []
+    # The reader is usable afterwards, and a write unit can do the same write.
+    async with store.unit() as tx:
+        assert tx.writable
+        await WRITES[write](tx)
+
+
+async def test_a_closed_store_refuses_units(store: Store) -> None:
+    await store.close()
+    with pytest.raises(StoreClosed):
+        async with store.unit() as tx:
+            await tx.users.get(1)
+    await store.close()  # closing twice is harmless
+
+
+async def test_healthy_while_open(store: Store) -> None:
+    assert await store.healthy()
+
+
+# -- users ------------------------------------------------------------------------------
+
+
+async def test_users_create_find_and_change(store: Store) -> None:
+    first = await new_user(store, "13800000001", "li")
+    second = await new_user(store, "13800000002", "wang")
+    assert first.id != second.id
+    assert (first.signature, first.avatar, first.crush_receive, first.push_seq) == ("", "", True, 0)
+    async with store.unit() as tx:
+        changed = await tx.users.update_profile(
+            first.id, ProfileChanges(nickname="lili", signature="hello", avatar="a.jpg")
+        )
+        unchanged = await tx.users.update_profile(second.id, ProfileChanges())
+        moved = await tx.users.set_tel(second.id, "13800000003")
+        quiet = await tx.users.set_crush_receive(first.id, False)
+    assert (changed.nickname, changed.signature, changed.avatar) == ("lili", "hello", "a.jpg")
+    assert (changed.sex, changed.birthday) == (first.sex, first.birthday)
+    assert unchanged == second
+    assert moved.tel == "13800000003" and not quiet.crush_receive
+    async with store.read() as tx:
+        assert await tx.users.by_tel("13800000002") is None
+        found = await tx.users.by_tel("13800000003")
+        many = await tx.users.get_many([first.id, second.id, 999, first.id])
+    assert found is not None and found.id == second.id
+    assert sorted(many) == [first.id, second.id]
+    assert many[first.id].nickname == "lili" and not many[first.id].crush_receive
+
+
+def test_profile_changes_are_typed() -> None:
+    assert ProfileChanges.of({"nickname": "li", "sex": 1}) == ProfileChanges(nickname="li", sex=1)
+    with pytest.raises(TypeError):
+        ProfileChanges.of({"tel": "13800000001"})
+    with pytest.raises(TypeError):
+        ProfileChanges.of({"crush_receive": False})
+    with pytest.raises(TypeError):
+        ProfileChanges.of({"sex": "1"})
+
+
+# -- races ------------------------------------------------------------------------------
+
+
+async def test_one_like_per_user_and_picture_under_concurrent_units(store: Store) -> None:
+    owner = await new_user(store, "13800000001")
+    fan = await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        picture = await tx.pictures.create(owner.id, "p.jpg", "", None, 100)
+
+    async def like() -> tuple[bool, bool]:
+        async with store.unit() as tx:
+            new = await tx.pictures.like(picture.id, fan.id, 200)
+            told = await tx.pictures.mark_like_notified(picture.id, fan.id) if new else False
+            return new, told
+
+    results = await race(*(like() for _ in range(RACERS)))
+    assert results.count((True, True)) == 1
+    assert results.count((False, False)) == RACERS - 1
+    async with store.read() as tx:
+        assert await tx.pictures.like_count(picture.id) == 1
+
+    async def unlike() -> bool:
+        async with store.unit() as tx:
+            return await tx.pictures.unlike(picture.id, fan.id)
+
+    assert sorted(await race(*(unlike() for _ in range(RACERS)))) == [False] * (RACERS - 1) + [True]
+    async with store.unit() as tx:
+        assert await tx.pictures.like_count(picture.id) == 0
+        assert await tx.pictures.like(picture.id, fan.id, 300)
+        assert not await tx.pictures.mark_like_notified(picture.id, fan.id)
+
+
+async def test_one_match_per_pair_of_crushes_under_concurrent_units(store: Store) -> None:
+    """Two users add each other at the same instant: the pair is matched exactly once."""
+    a = await new_user(store, "13800000001")
+    b = await new_user(store, "13800000002")
+
+    async def add(me: User, other: User) -> bool:
+        async with store.unit() as tx:
+            mine = await tx.crushes.add(me.id, other.tel, "hi", 100, 0)
+            theirs = await tx.crushes.pending_from(other.tel, me.tel, 0)
+            if theirs is None:
+                return False
+            await tx.crushes.match(mine, theirs, 100)
+            return True
+
+    matched = await race(add(a, b), add(b, a))
+    assert sorted(matched) == [False, True]
+    async with store.read() as tx:
+        crushes = await tx.crushes.of_user(a.id, 0) + await tx.crushes.of_user(b.id, 0)
+        assert await tx.crushes.pending_from(a.tel, b.tel, 0) is None
+    assert [c.matched for c in crushes] == [True, True]
+
+
+async def test_push_seq_is_gapless_per_user_under_concurrent_writers(store: Store) -> None:
+    user = await new_user(store, "13800000001")
+    other = await new_user(store, "13800000002")
+
+    async def push(n: int) -> list[int]:
+        async with store.unit() as tx:
+            first = await tx.push(user.id, f'{{"n":{n}}}', 100)
+            await tx.push(other.id, "{}", 100)
+            second = await tx.push(user.id, f'{{"n":{n}}}', 100)
+            return [first.seq, second.seq]
+
+    async def push_and_fail() -> list[int]:
+        with pytest.raises(RuntimeError):
+            async with store.unit() as tx:
+                await tx.push(user.id, "{}", 100)
+                raise RuntimeError("rolled back: its seq is not used")
+        return []
+
+    results = await race(*(push(n) for n in range(RACERS)), *(push_and_fail() for _ in range(3)))
+    seqs = sorted(seq for pair in results for seq in pair)
+    assert seqs == list(range(1, 2 * RACERS + 1))
+    for pair in results[:RACERS]:
+        assert pair[0] < pair[1]
+    async with store.read() as tx:
+        assert await tx.pushes.current_seq(user.id) == 2 * RACERS
+        assert await tx.pushes.current_seq(other.id) == RACERS
+        stored = await tx.pushes.after(user.id, 0, 2 * RACERS, 100)
+        page = await tx.pushes.after(user.id, 5, 8, 100)
+        assert await tx.pushes.oldest_seq(user.id) == 1
+    assert [p.seq for p in stored] == list(range(1, 2 * RACERS + 1))
+    assert [p.seq for p in page] == [6, 7, 8]
+
+
+async def test_push_if_none_stores_nothing_and_takes_no_seq(store: Store) -> None:
+    user = await new_user(store, "13800000001")
+    async with store.unit() as tx:
+        assert await tx.push_if(None, "{}", 100, stand_in=user.id) is None
+        pushed = await tx.push_if(user.id, "{}", 100, stand_in=user.id)
+        assert [p.seq for p in tx.new_pushes] == [1]
+    assert pushed is not None and pushed.seq == 1
+    async with store.read() as tx:
+        assert [p.seq for p in await tx.pushes.after(user.id, 0, 10, 10)] == [1]
+
+
+async def test_delivery_ack_and_prune(store: Store) -> None:
+    user = await new_user(store, "13800000001")
+    async with store.unit() as tx:
+        for ts in (100, 200, 300):
+            await tx.push(user.id, "{}", ts)
+        await tx.pushes.mark_delivered([(user.id, 1)])
+        await tx.pushes.ack(user.id, 99)  # never past the last seq
+    async with store.read() as tx:
+        assert [p.seq for p in await tx.pushes.undelivered(user.id, 3, 10)] == [2, 3]
+        acked = await tx.users.get(user.id)
+    assert acked is not None and acked.acked_seq == 3
+    async with store.unit() as tx:
+        assert await tx.pushes.prune(250) == 2
+    async with store.read() as tx:
+        assert await tx.pushes.oldest_seq(user.id) == 3
+        assert await tx.pushes.current_seq(user.id) == 3
+
+
+async def test_one_refresh_wins_and_ended_sessions_die(store: Store) -> None:
+    user = await new_user(store, "13800000001")
+    async with store.unit() as tx:
+        gen = await tx.users.lock_sessions(user.id)
+        assert gen is not None
+        token_id = await tx.tokens.create(b"a" * 32, "session", user.id, None, 1000, 100, gen)
+        ticket = await tx.tokens.create(b"t" * 32, "ticket", None, user.tel, 1000, 100)
+    async with store.read() as tx:
+        live = await tx.tokens.live_session(b"a" * 32, 500)
+        assert await tx.tokens.live_session(b"a" * 32, 1000) is None  # expired at 1000
+        assert await tx.tokens.live_session(b"t" * 32, 500) is None  # a ticket is no session
+    assert live is not None and live.id == token_id and live.user_id == user.id
+
+    async def refresh() -> bool:
+        async with store.unit() as tx:
+            return await tx.tokens.revoke_live(token_id, 500)
+
+    won = await race(*(refresh() for _ in range(RACERS)))
+    assert won.count(True) == 1
+    async with store.unit() as tx:
+        assert not await tx.tokens.hold(token_id, 500)
+        gen = await tx.users.lock_sessions(user.id)
+        assert gen is not None
+        fresh = await tx.tokens.create(b"b" * 32, "session", user.id, None, 1000, 100, gen)
+        assert await tx.tokens.hold(fresh, 500)
+        assert await tx.tokens.active_ids(user.id, 500) == [fresh]
+        assert await tx.tokens.bind_ticket(ticket, user.id, 500)
+        assert await tx.users.end_sessions(user.id) == gen + 1
+        await tx.tokens.revoke_all(user.id, [user.tel])
+    async with store.read() as tx:
+        assert await tx.tokens.live_session(b"b" * 32, 500) is None
+        assert await tx.tokens.active_ids(user.id, 500) == []
+        stale = await tx.tokens.by_hash(b"t" * 32)
+    assert stale is not None and stale.revoked
+    async with store.unit() as tx:
+        assert not await tx.tokens.bind_ticket(ticket, user.id, 500)
+        assert await tx.users.lock_sessions(999) is None
+
+
+async def test_sms_log_counts_every_send_under_concurrent_units(store: Store) -> None:
+    async def send(tel: str, addr: str, ts: int) -> int:
+        async with store.unit() as tx:
+            return await tx.sms.record(tel, addr, ts)
+
+    sends = [("13800000001", "10.0.0.1", 100 + i) for i in range(RACERS)]
+    sends += [("13800000002", "10.0.0.2", 500), ("13800000001", "10.0.0.2", 600)]
+    ids = await race(*(send(*s) for s in sends))
+    assert len(set(ids)) == len(sends)
+    async with store.read() as tx:
+        assert await tx.sms.count_tel("13800000001", 0) == (RACERS + 1, 100)
+        assert await tx.sms.count_tel("13800000001", 105) == (RACERS - 5 + 1, 105)
+        assert await tx.sms.count_addr("10.0.0.2", 0) == (2, 500)
+        assert await tx.sms.count_all(550) == (1, 600)
+        assert await tx.sms.count_all(601) == (0, None)
+        assert await tx.sms.last_for_tel("13800000001") == 600
+        assert await tx.sms.last_for_tel("13800000009") is None
+    async with store.unit() as tx:
+        await tx.sms.delete(ids[-1])
+    async with store.read() as tx:
+        assert await tx.sms.last_for_tel("13800000001") == 100 + RACERS - 1
+
+
+async def test_codes_are_single_use_under_concurrent_units(store: Store) -> None:
+    tel = "13800000001"
+    async with store.unit() as tx:
+        old = await tx.codes.add(tel, "login", None, b"old", 1000, 100)
+        code = await tx.codes.add(tel, "login", None, b"new", 1000, 110)
+    async with store.read() as tx:
+        pending = await tx.codes.pending(tel, "login", 500)
+        assert await tx.codes.pending(tel, "login", 1000) is None  # expired
+        assert await tx.codes.pending(tel, "tel_new", 500) is None
+    assert pending is not None and pending.id == code != old and pending.code_hash == b"new"
+    async with store.unit() as tx:
+        assert await tx.codes.fail(code) == 1
+        assert await tx.codes.fail(code) == 2
+        assert await tx.codes.failures_since(tel, 0) == 2
+
+    async def use() -> bool:
+        async with store.unit() as tx:
+            found = await tx.codes.pending(tel, "login", 500)
+            return found is not None and await tx.codes.use(found.id)
+
+    used = await race(*(use() for _ in range(RACERS)))
+    assert used.count(True) == 1
+    async with store.unit() as tx:
+        assert await tx.codes.pending(tel, "login", 500) is None
+        assert not await tx.codes.use(code)
