@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from lovewire.context import Context
-from lovewire.session import Session
+from lovewire.errors import BadToken
+from lovewire.login import LoginMachine
+from lovewire.session import Replay, Session
+from protocol.pushes import CrushNotify
 from tests.conftest import Server
 
 HANDLERS = Path(__file__).resolve().parent.parent / "handlers"
@@ -142,3 +145,32 @@ async def test_request_log_lines_name_connection_and_user_never_tel_token_or_cod
     for record in mine:
         text = record.getMessage()
         assert not [s for s in secrets if s in text], text
+
+
+async def test_login_machine_checks_tokens_and_plans_replays(server: Server) -> None:
+    """The login state machine works on a bare session: no socket, no handler."""
+    services = server.app.services
+    assert services is not None
+    async with server.connect() as c:
+        reg = await server.register(c)
+    user_id = int(reg["user_id"])
+    ctx = Context(services, Session("127.0.0.1"))
+    async with ctx.unit() as tx:
+        for count in (1, 2, 3):
+            await ctx.push(tx, user_id, CrushNotify(count=count))
+    session = Session("127.0.0.1")
+    session.live = True  # plans a replay, as a socket's session does
+    machine = LoginMachine(services.store, services.hub, services.clock, session)
+    with pytest.raises(BadToken):
+        await machine.check_token("not-a-token")
+    login = await machine.check_token(reg["token"])
+    assert login.user_id == user_id
+    assert await machine.log_in(login, 1) == (3, True)
+    assert session.login is login and session.replay == Replay(user_id, 1, 3)
+    assert await machine.check_token(reg["token"]) is login  # the session's own, unread
+    assert await machine.log_in(login, 4) == (3, False)  # a seq the server never gave
+    machine.log_out()
+    assert session.login is None and session.replay is None
+    with pytest.raises(BadToken):  # the session ended while a refresh's unit ran
+        machine.replace_login(login, login)
+    assert session.login is None
