@@ -76,16 +76,13 @@ class RequestLog(logging.LoggerAdapter[logging.Logger]):
 class Context:
     """One request's world, as its handler sees it. Handlers get nothing else."""
 
-    __slots__ = ("_login", "_services", "_session", "acting", "log")
+    __slots__ = ("_acting", "_login", "_services", "_session", "log")
 
     def __init__(self, services: Services, session: Session) -> None:
         self._services = services
         self._session = session
         self._login = LoginMachine(services.store, services.hub, services.clock, session)
-        #: The login a request needing one acts as (its `token`, or the socket's): each of
-        #: its write units first checks, in the database, that this token is still live.
-        #: Set by the dispatcher when it authenticates the request.
-        self.acting: Login | None = None
+        self._acting: Login | None = None
         self.log = RequestLog(log, session)
 
     # -- process-wide values -------------------------------------------------------------
@@ -124,6 +121,14 @@ class Context:
     def now(self) -> int:
         """The server's clock, whole Unix seconds."""
         return int(self._services.clock.now())
+
+    def act_as(self, login: Login | None) -> None:
+        """Make the request act as `login` (its `token`, or the socket's): the dispatcher's.
+
+        Each of the request's write units then first checks, in the database, that this
+        token is still live.
+        """
+        self._acting = login
 
     # -- the caller ----------------------------------------------------------------------
 
@@ -174,7 +179,7 @@ class Context:
         expired since the request was authenticated, even by another process). Handlers
         that check the token themselves (they revoke or refresh it) pass check_login=False.
         """
-        login = self.acting if check_login else None
+        login = self._acting if check_login else None
         async with self.store.unit() as tx:
             if login is not None and not await tx.tokens.hold(login.token_id, self.now()):
                 raise BadToken("token revoked or expired")

@@ -186,14 +186,14 @@ class Dispatcher:
             elif session.login.user_id != login.user_id:
                 raise BadToken("token of another user than this socket's")
             if route.auth == "user":
-                ctx.acting = login
+                ctx.act_as(login)
             return
         if session.login is not None and session.login.expires_ts <= ctx.now():
             ctx.end_expired_session()
         if route.auth == "user":
             if session.login is None:
                 raise BadToken("not logged in")
-            ctx.acting = session.login
+            ctx.act_as(session.login)
 
     def publish_outbox(self, session: Session) -> None:
         """Deliver the pushes the session's last request committed (after its response)."""

@@ -21,7 +21,7 @@ HANDLERS = Path(__file__).resolve().parent.parent / "handlers"
 NOT_FEATURES = {"__init__", "common"}
 FEATURES = sorted(p.stem for p in HANDLERS.glob("*.py") if p.stem not in NOT_FEATURES)
 #: What the facade hides: the socket's state, the process's services, its internals.
-HIDDEN = {"session", "services", "acting"}
+HIDDEN = {"session", "services", "act_as"}
 #: Engine modules a handler has no business with: it gets all it needs from its Context.
 ENGINE_INSIDE = {
     "lovewire.app",
@@ -84,7 +84,7 @@ def test_context_exposes_no_session_or_services(server: Server) -> None:
     services = server.app.services
     assert services is not None
     ctx = Context(services, Session("127.0.0.1"))
-    for name in HIDDEN - {"acting"}:
+    for name in HIDDEN - {"act_as"}:
         assert not hasattr(ctx, name), name
     assert ctx.addr == "127.0.0.1" and ctx.login is None and ctx.code_tel is None
 
