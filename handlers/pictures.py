@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import pydantic_core
 
+from lovewire.clock import HOUR
 from lovewire.context import Context
 from lovewire.errors import (
     CommentNotFound,
@@ -56,7 +57,6 @@ table = HandlerTable()
 _T = TypeVar("_T")
 
 MINUTE = 60
-HOUR = 3600
 UPLOAD = "upload"
 COMMENT = "comment"
 #: A feed response stays under about 1 MiB whatever the texts (3.3): one that would be
@@ -249,7 +249,7 @@ async def upload_picture(ctx: Context, req: PictureUploadRequest) -> PictureUplo
         async with ctx.unit() as tx:
             first = await tx.pictures.by_client_msg_id(user_id, key) if key else None
             if first is None:
-                if not (ctx.services.media_dir / rel).is_file():
+                if not (ctx.media_dir / rel).is_file():
                     raise Internal("the stored picture was removed meanwhile")
                 picture = await tx.pictures.create(user_id, rel, req.words, key, now)
     except BaseException:

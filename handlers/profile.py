@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from handlers.registration import personal_fields
+from handlers.common import personal_fields
+from lovewire.clock import DAY
 from lovewire.context import Context
 from lovewire.errors import Internal, UserNotFound
 from lovewire.images import image_url
@@ -26,7 +27,6 @@ __all__ = ["SIGNATURE_MAX", "table"]
 
 table = HandlerTable()
 
-DAY = 86400
 AVATAR = "avatar"
 
 
@@ -91,7 +91,7 @@ async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpda
     try:
         async with ctx.unit() as tx:
             before = await tx.users.get(user_id)
-            if new_file and not (ctx.services.media_dir / new_file).is_file():
+            if new_file and not (ctx.media_dir / new_file).is_file():
                 raise Internal("the stored picture was removed meanwhile")
             user = await tx.users.update_profile(user_id, ProfileChanges.of(fields))
     except BaseException:

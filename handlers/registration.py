@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
-from handlers.auth import app_time, issue_session
-from handlers.crush import claim_tel
-from lovewire.context import Context
+from handlers.common import claim_tel, personal_fields
+from lovewire.context import Context, app_time
 from lovewire.errors import BadInput, BadToken
 from lovewire.registry import HandlerTable
 from lovewire.security import hash_token
-from lovewire.storage.base import Unit
-from lovewire.storage.records import ProfileChanges, User
-
-if TYPE_CHECKING:
-    from datetime import date
+from lovewire.storage.records import ProfileChanges
+from lovewire.tokens import issue_session
 from protocol.session import UserRegisterInfo, UserRegisterResult
 
-__all__ = ["PersonalInfo", "personal_fields", "table", "tel_claimed"]
+__all__ = ["table"]
 
 table = HandlerTable()
-
-
-async def tel_claimed(ctx: Context, tx: Unit, user: User) -> None:
-    """A tel has just become this user's (registration or phone change): crushes fire."""
-    await claim_tel(ctx, tx, user)
-
-
-class PersonalInfo(Protocol):
-    """The personal fields registration and a profile update share."""
-
-    @property
-    def nickname(self) -> str | None: ...
-    @property
-    def sex(self) -> int | None: ...
-    @property
-    def born(self) -> date | None: ...
-
-
-def personal_fields(req: PersonalInfo) -> dict[str, object]:
-    """The user columns a request sets (checked while it was validated: lengths, age)."""
-    fields: dict[str, object] = {}
-    if req.nickname is not None:
-        fields["nickname"] = req.nickname
-    if req.sex is not None:
-        fields["sex"] = req.sex
-    if req.born is not None:
-        fields["birthday"] = req.born.isoformat()
-    return fields
 
 
 @table.handles(UserRegisterInfo, auth="self")
@@ -69,7 +35,7 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
     if updating:
         assert req.token is not None
         login = await ctx.check_token(req.token)
-        if ctx.session.login is not None and ctx.session.login.user_id != login.user_id:
+        if ctx.login is not None and ctx.login.user_id != login.user_id:
             raise BadToken("token of another user than this socket's")
 
     # The token is checked again inside the unit that uses it: a logout-all or a phone
@@ -95,7 +61,7 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
                     str(fields["birthday"]),
                     now,
                 )
-                await tel_claimed(ctx, tx, user)
+                await claim_tel(ctx, tx, user)
             else:
                 user = existing
             if not await tx.tokens.bind_ticket(record.id, user.id, now):

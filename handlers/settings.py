@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from handlers.auth import (
-    app_time,
-    check_code,
-    check_sms_limits,
-    check_socket_interval,
-    end_all_sessions,
-    issue_session,
-    send_code,
-)
-from handlers.crush import claim_tel
-from lovewire.context import Context
+from handlers.common import claim_tel
+from lovewire.codes import check_code, check_sms_limits, check_socket_interval, send_code
+from lovewire.context import Context, app_time
 from lovewire.errors import (
     BadToken,
     CodeExpired,
@@ -24,6 +16,7 @@ from lovewire.errors import (
     UserNotFound,
 )
 from lovewire.registry import HandlerTable
+from lovewire.tokens import end_all_sessions, issue_session
 from protocol.codes import ERROR_PRECEDENCE
 from protocol.settings import (
     CrushSettingRequest,
@@ -65,8 +58,8 @@ async def request_tel_change(ctx: Context, req: TelChangeRequest) -> TelChangeSe
         async with ctx.unit() as tx:
             for tel in (new_tel, me.tel):
                 await check_sms_limits(ctx, tx, tel)
-                await tx.sms.record(tel, ctx.session.addr, now)
-        ctx.session.sms_at = now
+                await tx.sms.record(tel, ctx.addr, now)
+        ctx.code_sent_at = now
         raise TelTaken()
     async with ctx.unit() as tx:
         await tx.tel_changes.put(user_id, new_tel, me.tel, ctx.now())
@@ -83,7 +76,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
     dies in the unit that moves the account (the caller's token is held there first):
     none minted concurrently survives it.
     """
-    caller = ctx.session.login
+    caller = ctx.login
     if caller is None:
         raise BadToken("not logged in")
     user_id = caller.user_id
@@ -128,7 +121,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
         raise min(failures, key=lambda exc: ERROR_PRECEDENCE.index(exc.error_no))
     # Pushes go out after the response, so the sockets logged out here get none of them.
     ctx.replace_login(caller, login)
-    ctx.hub.end_sessions(user_id, None, "tel_changed", keep=ctx.session)
+    ctx.end_other_sessions(user_id, None, "tel_changed")
     return TelChangeResult(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )

@@ -9,7 +9,8 @@ from collections import deque
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from lovewire.context import MAX_REPLAY, Services
+from lovewire.context import Services
+from lovewire.login import MAX_REPLAY
 from lovewire.pushes import DeliveryRecorder, render_push
 from lovewire.session import Login, Session
 from lovewire.storage.records import StoredPush

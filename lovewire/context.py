@@ -1,33 +1,39 @@
-"""What a handler sees: the caller, storage, the push hub, the SMS gateway, settings."""
+"""What a handler sees: a facade over the caller, storage, the SMS gateway and settings.
+
+Handlers get a `Context` and nothing else: the caller's identity and address, the
+named operations that change its login, and the process-wide values they need. The
+socket's state and the process's services stay behind it; the login state machine
+lives in `lovewire.login`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lovewire.clock import Clock
 from lovewire.config import Settings
 from lovewire.errors import BadToken
 from lovewire.hub import Hub
 from lovewire.imagepool import ImagePool
+from lovewire.login import MAX_REPLAY, LoginMachine
 from lovewire.metrics import Metrics
 from lovewire.pushes import push_body
-from lovewire.security import CodeHasher, hash_token
-from lovewire.session import Login, Replay, Session
+from lovewire.security import CodeHasher
+from lovewire.session import Login, Session
 from lovewire.sms import SmsGateway
 from lovewire.storage.base import Store, Unit
 from lovewire.storage.records import StoredPush
 from protocol.base import Notify
+from protocol.times import format_app_time
 
-__all__ = ["MAX_REPLAY", "Context", "Services"]
+__all__ = ["MAX_REPLAY", "Context", "RequestLog", "Services", "app_time"]
 
 log = logging.getLogger(__name__)
-
-#: The most pushes one replay sends (section 5).
-MAX_REPLAY = 1000
 
 
 @dataclass(slots=True)
@@ -48,46 +54,121 @@ class Services:
         return self.settings.data_dir / "uploads"
 
 
-class Context:
-    """One request's world. Handlers get nothing else."""
+class RequestLog(logging.LoggerAdapter[logging.Logger]):
+    """A request's logger: every line names its connection and its user (as websockets does).
 
-    __slots__ = ("acting", "log", "services", "session")
+    The user is read when the line is written, so lines after a login name it. Lines carry
+    `conn` and `user` as record attributes too. Never log a token, a code or a tel.
+    """
+
+    def __init__(self, logger: logging.Logger, session: Session) -> None:
+        super().__init__(logger, {"conn": session.id})
+        self.session = session
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        conn, user = self.session.id, self.session.user_id
+        kwargs["extra"] = {**kwargs.get("extra", {}), "conn": conn, "user": user}
+        return f"conn {conn} user {'-' if user is None else user}: {msg}", kwargs
+
+
+class Context:
+    """One request's world, as its handler sees it. Handlers get nothing else."""
+
+    __slots__ = ("_acting", "_login", "_services", "_session", "log")
 
     def __init__(self, services: Services, session: Session) -> None:
-        self.services = services
-        self.session = session
-        #: The login a request needing one acts as (its `token`, or the socket's): each of
-        #: its write units first checks, in the database, that this token is still live.
-        self.acting: Login | None = None
-        self.log = logging.LoggerAdapter(log, {"conn": session.id})
+        self._services = services
+        self._session = session
+        self._login = LoginMachine(services.store, services.hub, services.clock, session)
+        self._acting: Login | None = None
+        self.log = RequestLog(log, session)
+
+    # -- process-wide values -------------------------------------------------------------
 
     @property
     def settings(self) -> Settings:
-        return self.services.settings
+        return self._services.settings
 
     @property
     def store(self) -> Store:
-        return self.services.store
-
-    @property
-    def hub(self) -> Hub:
-        return self.services.hub
+        return self._services.store
 
     @property
     def sms(self) -> SmsGateway:
-        return self.services.sms
+        return self._services.sms
+
+    @property
+    def codes(self) -> CodeHasher:
+        """Hashes and checks verification codes."""
+        return self._services.codes
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._services.metrics
+
+    @property
+    def pictures(self) -> ImagePool:
+        """The worker pool that decodes and cleans pictures."""
+        return self._services.pictures
+
+    @property
+    def media_dir(self) -> Path:
+        """Where stored pictures live."""
+        return self._services.media_dir
 
     def now(self) -> int:
         """The server's clock, whole Unix seconds."""
-        return int(self.services.clock.now())
+        return int(self._services.clock.now())
+
+    def act_as(self, login: Login | None) -> None:
+        """Make the request act as `login` (its `token`, or the socket's): the dispatcher's.
+
+        Each of the request's write units then first checks, in the database, that this
+        token is still live.
+        """
+        self._acting = login
+
+    # -- the caller ----------------------------------------------------------------------
+
+    @property
+    def addr(self) -> str:
+        """The caller's address (its client's, behind a trusted proxy)."""
+        return self._session.addr
+
+    @property
+    def login(self) -> Login | None:
+        """The login of the caller's socket (or HTTP request), None if it has none."""
+        return self._session.login
 
     @property
     def user_id(self) -> int:
         """The logged-in caller; BadToken if there is none."""
-        login = self.session.login
+        login = self._session.login
         if login is None:
             raise BadToken("not logged in")
         return login.user_id
+
+    @property
+    def code_tel(self) -> str | None:
+        """The tel this socket last asked a login code for."""
+        return self._session.sms_tel
+
+    @code_tel.setter
+    def code_tel(self, tel: str) -> None:
+        self._session.sms_tel = tel
+
+    @property
+    def code_sent_at(self) -> float | None:
+        """When this socket was last sent a code (the per-socket SMS interval)."""
+        return self._session.sms_at
+
+    @code_sent_at.setter
+    def code_sent_at(self, when: float) -> None:
+        self._session.sms_at = when
+
+    # -- storage -------------------------------------------------------------------------
 
     @asynccontextmanager
     async def unit(self, *, check_login: bool = True) -> AsyncIterator[Unit]:
@@ -98,81 +179,44 @@ class Context:
         expired since the request was authenticated, even by another process). Handlers
         that check the token themselves (they revoke or refresh it) pass check_login=False.
         """
-        login = self.acting if check_login else None
+        login = self._acting if check_login else None
         async with self.store.unit() as tx:
             if login is not None and not await tx.tokens.hold(login.token_id, self.now()):
                 raise BadToken("token revoked or expired")
             yield tx
-        self.session.outbox.extend(tx.new_pushes)
+        self._session.outbox.extend(tx.new_pushes)
 
     async def push(self, tx: Unit, user_id: int, notify: Notify) -> StoredPush:
         """Store a push for user_id in tx; it is delivered after the commit."""
         return await tx.push(user_id, push_body(notify), self.now())
 
+    # -- the caller's login (lovewire.login) ---------------------------------------------
+
     async def check_token(self, token: str) -> Login:
         """The login a session token stands for; BadToken if it is not valid now."""
-        token_hash = hash_token(token)
-        now = self.now()
-        current = self.session.login
-        if current is not None and current.token_hash == token_hash:
-            if current.expires_ts <= now:
-                self.end_expired_session()
-                raise BadToken("token expired")
-            return current
-        async with self.store.read() as tx:
-            record = await tx.tokens.live_session(token_hash, now)
-        if record is None or record.user_id is None:
-            raise BadToken("token not valid")
-        return Login(record.user_id, record.id, token_hash, record.expires_ts)
-
-    def end_expired_session(self) -> None:
-        """Log out every socket of the session's expired token, this one included."""
-        login = self.session.login
-        if login is not None:
-            self.hub.end_sessions(login.user_id, [login.token_id], "expired")
-            self.session.log_out()
-
-    def replace_login(self, old: Login, new: Login) -> None:
-        """Log the session in with `new`, minted by a unit that found `old` live.
-
-        If the session was ended while that unit ran, its user's tokens were revoked
-        after the unit checked `old` (a logout-all or a phone change, whose hub.end_sessions
-        follows its commit and whose generation bump killed `new` too): BadToken, and the
-        session stays logged out. A revocation committed later ends the session itself.
-        """
-        if self.session.login is not old:
-            raise BadToken("session ended meanwhile")
-        self.session.log_in(new)
-
-    def _require(self, login: Login, live: bool) -> None:
-        if self.session.login is not login:
-            raise BadToken("session ended meanwhile")
-        if not live:
-            self.session.log_out()
-            raise BadToken("token revoked meanwhile")
+        return await self._login.check_token(token)
 
     async def log_in(self, login: Login, last_seq: int | None = None) -> tuple[int, bool]:
-        """Log the session in and plan the replay; return (S, recovered) of section 5.
+        """Log the caller in and plan its replay; return (S, recovered) of section 5."""
+        return await self._login.log_in(login, last_seq)
 
-        The token is read again after the socket joined the hub: a revocation committed
-        before that read is seen, one committed after it finds the socket in the hub (its
-        hub.end_sessions follows its commit). Either way a revoked token never stays
-        logged in. BadToken (and logged out) if it is no longer live.
-        """
-        self.session.log_in(login)
-        async with self.store.read() as tx:
-            upto = await tx.pushes.current_seq(login.user_id)
-            oldest = await tx.pushes.oldest_seq(login.user_id)
-            live = await tx.tokens.live_session(login.token_hash, self.now())
-        self._require(login, live is not None)
-        recovered = True
-        if last_seq is not None:
-            if last_seq > upto:
-                recovered = False
-            elif last_seq < upto:
-                first_needed = last_seq + 1
-                if oldest is None or oldest > first_needed or upto - last_seq > MAX_REPLAY:
-                    recovered = False
-        if self.session.live:
-            self.session.replay = Replay(login.user_id, last_seq, upto)
-        return upto, recovered
+    def replace_login(self, old: Login, new: Login) -> None:
+        """Log the caller in with `new`, minted by a unit that found `old` live."""
+        self._login.replace_login(old, new)
+
+    def log_out(self) -> None:
+        """Log the caller out; its socket stops getting pushes."""
+        self._login.log_out()
+
+    def end_expired_session(self) -> None:
+        """Log out every socket of the caller's expired token, the caller's included."""
+        self._login.end_expired_session()
+
+    def end_other_sessions(self, user_id: int, token_ids: list[int] | None, reason: str) -> None:
+        """Log out the user's sockets using those tokens (all if None), but the caller's."""
+        self._login.end_other_sessions(user_id, token_ids, reason)
+
+
+def app_time(ctx: Context, ts: int) -> str:
+    """A time of the contract's app format, in the server's zone."""
+    return format_app_time(ts, ctx.settings.zone)

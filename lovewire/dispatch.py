@@ -132,6 +132,7 @@ class Dispatcher:
             echoed = request_id if _valid_id(request_id) else None
             return _with_id(self.error_frame("error", UnknownType()), echoed)
         self.services.metrics.requests[route.type] += 1
+        ctx: Context | None = None
         try:
             if request_id is not None and not _valid_id(request_id):
                 request_id = None
@@ -145,7 +146,7 @@ class Dispatcher:
             if not _all_encodable(request):
                 raise BadInput("a field holds a lone surrogate, which is not Unicode text")
             ctx = Context(self.services, session)
-            await self._authenticate(route, request, ctx)
+            await self._authenticate(route, request, ctx, session)
             if wait:
                 raise TooFrequent(wait, "too many requests on this connection or address")
             response = await route.handler(ctx, request)
@@ -154,7 +155,7 @@ class Dispatcher:
                 return None
             return _with_id(self.error_frame(route.model.RESPONSE, exc), request_id)
         except Exception:
-            log.exception("handler for %s failed", route.type)
+            (log if ctx is None else ctx.log).exception("handler for %s failed", route.type)
             if route.model.SILENT:
                 return None
             return _with_id(self.error_frame(route.model.RESPONSE, Internal()), request_id)
@@ -168,8 +169,9 @@ class Dispatcher:
         today = datetime.fromtimestamp(self.services.clock.now(), settings.zone).date()
         return Rules(settings.sms_international, settings.min_age, today)
 
-    async def _authenticate(self, route: Route, request: Request, ctx: Context) -> None:
-        session = ctx.session
+    async def _authenticate(
+        self, route: Route, request: Request, ctx: Context, session: Session
+    ) -> None:
         if route.auth == "self":
             return
         if request.token is not None:
@@ -184,14 +186,14 @@ class Dispatcher:
             elif session.login.user_id != login.user_id:
                 raise BadToken("token of another user than this socket's")
             if route.auth == "user":
-                ctx.acting = login
+                ctx.act_as(login)
             return
         if session.login is not None and session.login.expires_ts <= ctx.now():
             ctx.end_expired_session()
         if route.auth == "user":
             if session.login is None:
                 raise BadToken("not logged in")
-            ctx.acting = session.login
+            ctx.act_as(session.login)
 
     async def publish_outbox(self, session: Session) -> None:
         """Deliver the pushes the session's last request committed (after its response)."""

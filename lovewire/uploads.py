@@ -56,7 +56,7 @@ async def store_picture(
         max_scans=settings.picture_max_scans,
     )
     try:
-        ext, data = await ctx.services.pictures.clean(raw, declared, limits)
+        ext, data = await ctx.pictures.clean(raw, declared, limits)
     except PayloadRefused:
         raise
     except BaseException:
@@ -64,7 +64,7 @@ async def store_picture(
         raise
     del raw
     try:
-        return await asyncio.to_thread(write_picture, data, ext, ctx.services.media_dir)
+        return await asyncio.to_thread(write_picture, data, ext, ctx.media_dir)
     except BaseException:
         await give_back(ctx, user_id, kind, now)
         raise
@@ -80,6 +80,6 @@ async def forget_file(ctx: Context, rel_path: str) -> None:
     try:
         async with ctx.unit(check_login=False) as tx:
             if not await tx.pictures.path_in_use(rel_path):
-                remove_image(rel_path, ctx.services.media_dir)
+                remove_image(rel_path, ctx.media_dir)
     except Exception:
         ctx.log.exception("could not remove an unused stored picture")
