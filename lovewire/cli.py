@@ -103,13 +103,14 @@ def _configure_logging(level: str) -> None:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    from handlers import TABLES
     from lovewire.app import Lovewire
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Lovewire(settings) as app:
+    async with Lovewire(settings, tables=TABLES) as app:
         print(app.listening_line, flush=True)
         log.info("%s", app.listening_line)
         await stop.wait()
