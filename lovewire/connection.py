@@ -8,6 +8,7 @@ from collections import deque
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from lovewire.context import MAX_REPLAY, Services
 from lovewire.pushes import DeliveryRecorder, render_push
@@ -19,9 +20,6 @@ __all__ = ["WRITE_LIMIT", "Connection"]
 
 log = logging.getLogger(__name__)
 
-#: Close codes: the client reads too slowly / its user has too many sockets.
-CLOSE_STALLED = 1013
-CLOSE_EVICTED = 1008
 #: High-water mark of a socket's transport buffer: `ws.send` waits above it, so at most
 #: this much sits there beyond the frame being written.
 WRITE_LIMIT = 2**15
@@ -82,7 +80,7 @@ class Connection(Session):
         ):
             self.services.metrics.sockets_closed_slow += 1
             log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
-            self.close(CLOSE_STALLED, "outbound queue full")
+            self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full")
             return
         self._queue.append((data, push))
         self._queued_bytes += len(data)
@@ -131,7 +129,7 @@ class Connection(Session):
             self._closing = True
             self._drained.set()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: CloseCode, reason: str) -> None:
         """Close the socket from outside the reader."""
         if self._closing:
             return
@@ -268,7 +266,7 @@ class Connection(Session):
     def evict(self) -> None:
         Session.log_out(self)
         self._disarm_expiry()
-        self.close(CLOSE_EVICTED, "too many sockets for this user")
+        self.close(CloseCode.POLICY_VIOLATION, "too many sockets for this user")
 
     # -- login and replay ------------------------------------------------------------------
 
