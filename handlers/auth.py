@@ -32,7 +32,7 @@ from protocol.session import (
     TokenRefreshRequest,
     TokenRefreshResponse,
 )
-from protocol.times import format_app_time
+from protocol.times import DAY, HOUR, format_app_time
 
 __all__ = [
     "CODE_TTL",
@@ -52,8 +52,6 @@ CODE_TTL = 300
 TICKET_TTL = 600
 MAX_CODE_ATTEMPTS = 5
 MAX_DAILY_FAILURES = 20
-HOUR = 3600
-DAY = 86400
 LOGIN = "login"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.auth import DAY, app_time
+from handlers.auth import app_time
 from lovewire.context import Context
 from lovewire.errors import CannotCrushSelf, CrushLimit, CrushNotFound, UserNotFound
 from lovewire.pushes import push_body
@@ -21,6 +21,7 @@ from protocol.crush import (
     CrushRemoveResponse,
 )
 from protocol.pushes import CrushMatchNotify, CrushNotify
+from protocol.times import DAY
 
 __all__ = ["CRUSH_TTL", "MAX_CRUSHES", "MAX_NEW_TELS", "claim_tel", "table"]
 

@@ -47,7 +47,7 @@ from protocol.pictures import (
     Post,
 )
 from protocol.pushes import PictureCommentNotify, PictureLikeNotify
-from protocol.times import format_app_time
+from protocol.times import HOUR, MINUTE, format_app_time
 
 __all__ = ["table"]
 
@@ -55,8 +55,6 @@ table = HandlerTable()
 
 _T = TypeVar("_T")
 
-MINUTE = 60
-HOUR = 3600
 UPLOAD = "upload"
 COMMENT = "comment"
 #: A feed response stays under about 1 MiB whatever the texts (3.3): one that would be

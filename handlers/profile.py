@@ -20,13 +20,12 @@ from protocol.profile import (
     ProfileUpdateResponse,
     PublicProfile,
 )
-from protocol.times import age_on, format_app_date
+from protocol.times import DAY, age_on, format_app_date
 
 __all__ = ["SIGNATURE_MAX", "table"]
 
 table = HandlerTable()
 
-DAY = 86400
 AVATAR = "avatar"
 
 

@@ -24,15 +24,15 @@ from lovewire.sms import SmsGateway, gateway_from_settings
 from lovewire.storage.base import Store
 from lovewire.storage.sqlite import SqliteStore
 from lovewire.wsserver import WsServer
+from protocol.times import DAY, HOUR
 
 __all__ = ["Lovewire"]
 
 log = logging.getLogger(__name__)
 
-PRUNE_EVERY = 3600.0
+PRUNE_EVERY = float(HOUR)
 #: The first pruning waits this long after start, out of the way of the reconnect storm.
 PRUNE_FIRST = 60.0
-DAY = 86400
 
 
 class Lovewire:

@@ -17,9 +17,9 @@ from lovewire.app import Lovewire
 from lovewire.clock import Clock, ManualClock
 from lovewire.config import Settings
 from lovewire.connection import Connection
+from protocol.times import DAY
 from tests.conftest import Client, Server, SmsPlatform
 
-DAY = 86400
 ROOMY: dict[str, Any] = {
     "requests_per_second": 1_000_000,
     "sms_interval": 0,
