@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+from PIL import Image
 
 from lovewire.cli import main
 from protocol import ErrorFrame, Request, Response, all_messages
 from protocol.base import message_type
+from tests.conftest import Server
+
+
+def _png() -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 40, 90)).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+PNG = _png()
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +103,39 @@ def test_asyncapi_operations_receive_requests_send_the_rest(document: dict[str, 
             continue
         replies = [r["$ref"].rsplit("/", 1)[1] for r in operation["reply"]["messages"]]
         assert replies == [model.RESPONSE.__name__, "ErrorFrame"]
+
+
+async def test_asyncapi_payloads_match_frames_on_the_wire(
+    document: dict[str, Any], server: Server
+) -> None:
+    """Real answers, failures and pushes validate against their message's payload."""
+
+    def check(name: str, frame: dict[str, Any]) -> None:
+        payload = document["components"]["messages"][name]["payload"]
+        schema = {**payload, "components": document["components"]}
+        Draft202012Validator(schema).validate(frame)
+
+    async with server.connect() as owner, server.connect() as fan:
+        check("PingResponse", await owner.request({"type": "ping_request", "id": "p1"}))
+        check("ErrorFrame", await owner.request({"type": "ping_request", "id": [1]}))
+        check("ErrorFrame", await owner.request({"type": "no_such_type", "id": 3}))
+        refused = await owner.request({"type": "picture_like_request", "picture_id": "1"})
+        check("ErrorFrame", refused)
+        reg = await server.register(owner)
+        await server.register(fan, nickname="fan")
+        check("ProfileResponse", await owner.request({"type": "profile_request"}))
+        posted = await owner.request(
+            {"type": "picture_upload_request", "picture": PNG, "words": "hi"}
+        )
+        check("PictureUploadResponse", posted)
+        liked = await fan.request(
+            {"type": "picture_like_request", "picture_id": posted["picture_id"], "id": 9}
+        )
+        check("PictureLikeResponse", liked)
+        check("PictureLikeNotify", await owner.push())
+        feed = await fan.request({"type": "picture_info_request"})
+        check("PictureInfoResponse", feed)
+        bad = {**feed, "information": "not a list"}
+        with pytest.raises(ValidationError):
+            check("PictureInfoResponse", bad)
+        assert reg["user_id"]
