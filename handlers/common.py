@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from lovewire.clock import DAY
 from lovewire.context import Context
 from lovewire.errors import UserNotFound
 from lovewire.pushes import push_body
 from lovewire.storage.base import Unit
 from lovewire.storage.records import Crush, User
 from protocol.pushes import CrushMatchNotify, CrushNotify
+from protocol.times import DAY
 
 if TYPE_CHECKING:
     from datetime import date

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from handlers.common import CRUSH_TTL, caller, fresh_since, match_crushes, notice_crush
-from lovewire.clock import DAY
 from lovewire.context import Context, app_time
 from lovewire.errors import CannotCrushSelf, CrushLimit, CrushNotFound
 from lovewire.registry import HandlerTable
@@ -18,6 +17,7 @@ from protocol.crush import (
     CrushRemoveRequest,
     CrushRemoveResponse,
 )
+from protocol.times import DAY
 
 __all__ = ["CRUSH_TTL", "MAX_CRUSHES", "MAX_NEW_TELS", "table"]
 

@@ -8,7 +8,6 @@ from typing import TypeVar
 
 import pydantic_core
 
-from lovewire.clock import HOUR
 from lovewire.context import Context
 from lovewire.errors import (
     CommentNotFound,
@@ -48,7 +47,7 @@ from protocol.pictures import (
     Post,
 )
 from protocol.pushes import PictureCommentNotify, PictureLikeNotify
-from protocol.times import format_app_time
+from protocol.times import HOUR, MINUTE, format_app_time
 
 __all__ = ["table"]
 
@@ -56,7 +55,6 @@ table = HandlerTable()
 
 _T = TypeVar("_T")
 
-MINUTE = 60
 UPLOAD = "upload"
 COMMENT = "comment"
 #: A feed response stays under about 1 MiB whatever the texts (3.3): one that would be

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from handlers.common import personal_fields
-from lovewire.clock import DAY
 from lovewire.context import Context
 from lovewire.errors import Internal, UserNotFound
 from lovewire.images import image_url
@@ -21,7 +20,7 @@ from protocol.profile import (
     ProfileUpdateResponse,
     PublicProfile,
 )
-from protocol.times import age_on, format_app_date
+from protocol.times import DAY, age_on, format_app_date
 
 __all__ = ["SIGNATURE_MAX", "table"]
 

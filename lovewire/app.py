@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -17,43 +18,46 @@ from lovewire.hub import Hub, LocalHub
 from lovewire.imagepool import ImagePool
 from lovewire.ingress import AcceptErrorLog, AddressBook
 from lovewire.pushes import DeliveryRecorder
-from lovewire.registry import Registry
+from lovewire.registry import HandlerTable, Registry
 from lovewire.security import CodeHasher, load_secret
 from lovewire.sms import SmsGateway, gateway_from_settings
 from lovewire.storage.backends import store_from_settings
 from lovewire.storage.base import Store
 from lovewire.wsserver import WsServer
+from protocol.times import DAY, HOUR
 
 __all__ = ["Lovewire"]
 
 log = logging.getLogger(__name__)
 
-PRUNE_EVERY = 3600.0
+PRUNE_EVERY = float(HOUR)
 #: The first pruning waits this long after start, out of the way of the reconnect storm.
 PRUNE_FIRST = 60.0
-DAY = 86400
 
 
 class Lovewire:
-    """Storage, SMS gateway, hub, listeners; `async with Lovewire(settings):` runs them."""
+    """Storage, SMS gateway, hub, listeners; `async with Lovewire(settings, tables=...)`.
+
+    `tables` are the feature modules' handler tables (`handlers.TABLES`); they are checked
+    here, so a missing or duplicate handler fails before anything starts.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        tables: Iterable[HandlerTable],
         clock: Clock | None = None,
         sms: SmsGateway | None = None,
         store: Store | None = None,
         hub: Hub | None = None,
     ) -> None:
-        import handlers  # the feature modules; imported here so the engine stays importable alone
-
         self.settings = settings
         self.clock = clock or Clock()
         self._sms = sms
         self._store = store
         self._hub = hub
-        self.registry = Registry(handlers.TABLES)
+        self.registry = Registry(tables)
         self.ws_port = 0
         self.http_port = 0
         self.services: Services | None = None

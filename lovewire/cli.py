@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         )
     schema_cmd = commands.add_parser("schema", help="print the JSON Schema of every message")
     schema_cmd.add_argument("--output", "-o", help="write to this file instead of stdout")
+    schema_cmd.add_argument(
+        "--asyncapi",
+        action="store_true",
+        help="print an AsyncAPI 3.0 document instead (channel, operations, messages)",
+    )
     return parser
 
 
@@ -104,13 +109,14 @@ def _configure_logging(level: str) -> None:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    from handlers import TABLES
     from lovewire.app import Lovewire
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Lovewire(settings) as app:
+    async with Lovewire(settings, tables=TABLES) as app:
         print(app.listening_line, flush=True)
         log.info("%s", app.listening_line)
         await stop.wait()
@@ -121,7 +127,13 @@ async def serve(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schema":
-        text = json.dumps(schema(), ensure_ascii=False, indent=2)
+        if args.asyncapi:
+            from lovewire.asyncapi import asyncapi
+
+            document = asyncapi()
+        else:
+            document = schema()
+        text = json.dumps(document, ensure_ascii=False, indent=2)
         if args.output:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(text + "\n")

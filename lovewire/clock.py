@@ -5,11 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["DAY", "HOUR", "Clock", "ManualClock"]
-
-#: Seconds in an hour and in a day.
-HOUR = 3600
-DAY = 86400
+__all__ = ["Clock", "ManualClock"]
 
 
 class Clock:

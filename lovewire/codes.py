@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from lovewire.clock import DAY, HOUR
 from lovewire.context import Context
 from lovewire.errors import CodeExpired, SmsFailed, TooFrequent
 from lovewire.security import new_code
 from lovewire.sms import SmsSendError, sms_text
 from lovewire.storage.base import Unit
+from protocol.times import DAY, HOUR
 
 __all__ = [
     "CODE_TTL",

@@ -8,6 +8,7 @@ from collections import deque
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from lovewire.context import Services
 from lovewire.login import MAX_REPLAY
@@ -20,9 +21,6 @@ __all__ = ["WRITE_LIMIT", "Connection"]
 
 log = logging.getLogger(__name__)
 
-#: Close codes: the client reads too slowly / its user has too many sockets.
-CLOSE_STALLED = 1013
-CLOSE_EVICTED = 1008
 #: High-water mark of a socket's transport buffer: `ws.send` waits above it, so at most
 #: this much sits there beyond the frame being written.
 WRITE_LIMIT = 2**15
@@ -86,7 +84,7 @@ class Connection(Session):
         ):
             self.services.metrics.sockets_closed_slow += 1
             log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
-            self.close(CLOSE_STALLED, "outbound queue full")
+            self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full")
             return
         self._queue.append((data, push))
         self._queued_bytes += len(data)
@@ -135,7 +133,7 @@ class Connection(Session):
             self._closing = True
             self._drained.set()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: CloseCode, reason: str) -> None:
         """Close the socket from outside the reader."""
         if self._closing:
             return
@@ -292,7 +290,7 @@ class Connection(Session):
         Session.log_out(self)
         self._set_frame_limit()
         self._disarm_expiry()
-        self.close(CLOSE_EVICTED, "too many sockets for this user")
+        self.close(CloseCode.POLICY_VIOLATION, "too many sockets for this user")
 
     # -- login and replay ------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ class Dispatcher:
             return self.error_frame("error", BadFrame())  # what parsing would answer
         if commas > MAX_FRAME_COMMAS:
             route = self.registry.get(force_type) if force_type else None
-            type_ = route.model.RESPONSE if route is not None else "error"
+            type_ = route.response_type if route is not None else "error"
             return self.error_frame(type_, PayloadRefused("frame too complex"))
         try:
             # strict=False: raw line breaks inside strings (hand-built JSON around
@@ -151,14 +151,14 @@ class Dispatcher:
                 raise TooFrequent(wait, "too many requests on this connection or address")
             response = await route.handler(ctx, request)
         except LovewireError as exc:
-            if route.model.SILENT:
+            if route.silent:
                 return None
-            return _with_id(self.error_frame(route.model.RESPONSE, exc), request_id)
+            return _with_id(self.error_frame(route.response_type, exc), request_id)
         except Exception:
             (log if ctx is None else ctx.log).exception("handler for %s failed", route.type)
-            if route.model.SILENT:
+            if route.silent:
                 return None
-            return _with_id(self.error_frame(route.model.RESPONSE, Internal()), request_id)
+            return _with_id(self.error_frame(route.response_type, Internal()), request_id)
         if response is None:
             return None
         return _with_id(_render(response), request_id)

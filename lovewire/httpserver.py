@@ -241,7 +241,7 @@ class HttpServer:
 
     async def _answer(self, request: web.Request, force_type: str | None = None) -> web.Response:
         route = self.dispatcher.registry.get(force_type) if force_type else None
-        type_ = route.model.RESPONSE if route is not None else "error"
+        type_ = route.response_type if route is not None else "error"
         address = self._address(request)
         # A trusted proxy's connection is not counted: its client's requests are, in flight.
         proxied = isinstance(request.protocol, _Connection) and request.protocol.address is None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
 
-from protocol.base import Request, Response
+from pydantic import BaseModel
+
+from protocol import all_messages
+from protocol.base import Request, Response, message_type
 
 if TYPE_CHECKING:
     from lovewire.context import Context
 
-__all__ = ["AuthMode", "HandlerTable", "Registry", "Route"]
+__all__ = ["AuthMode", "HandlerTable", "Registry", "RegistryError", "Route"]
 
 #: How a request's `token` is treated before its handler runs:
 #: "user": a logged-in socket or a valid token is required;
@@ -29,10 +32,21 @@ class Route:
     model: type[Request]
     handler: Handler
     auth: AuthMode
+    #: The request's wire `type`.
+    type: str = field(init=False)
+    #: The `type` of the frame answering it ("" for a request answered by nothing).
+    response_type: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        response = getattr(self.model, "RESPONSE", None)
+        response_type = message_type(response) if _is_response(response) else ""
+        object.__setattr__(self, "type", message_type(self.model))
+        object.__setattr__(self, "response_type", response_type)
 
     @property
-    def type(self) -> str:
-        return str(self.model.model_fields["type"].default)
+    def silent(self) -> bool:
+        """True for a request answered by nothing, not even an error (`notify_ack`)."""
+        return getattr(self.model, "RESPONSE", None) is None
 
 
 class HandlerTable:
@@ -55,16 +69,60 @@ class HandlerTable:
         return record
 
 
-class Registry:
-    """Every route by request `type`; a duplicate type is refused."""
+class RegistryError(ValueError):
+    """The handler tables do not cover the protocol's requests exactly once."""
 
-    def __init__(self, tables: Iterable[HandlerTable]) -> None:
+
+class Registry:
+    """Every route by request `type`, checked when built.
+
+    Each request model of `messages` (by default every one `protocol` lists) must have
+    exactly one handler, and a handler must handle one of them: a missing, a duplicate
+    or a stray handler fails here, at start, rather than as error 4 at the first frame.
+    """
+
+    def __init__(
+        self,
+        tables: Iterable[HandlerTable],
+        messages: Iterable[type[BaseModel]] | None = None,
+    ) -> None:
+        if messages is None:
+            messages = all_messages()
+        requests = [m for m in messages if issubclass(m, Request)]
+        known = {message_type(m): m for m in requests}
         self.routes: dict[str, Route] = {}
+        problems: list[str] = []
         for table in tables:
             for route in table.routes:
-                if route.type in self.routes:
-                    raise ValueError(f"two handlers for {route.type!r}")
-                self.routes[route.type] = route
+                if known.get(route.type) is not route.model:
+                    problems.append(
+                        f"{route.model.__name__} ({route.type!r}) handled by "
+                        f"{_name(route.handler)} is not a request protocol lists"
+                    )
+                elif route.type in self.routes:
+                    problems.append(
+                        f"two handlers for {route.type!r}: "
+                        f"{_name(self.routes[route.type].handler)} and {_name(route.handler)}"
+                    )
+                else:
+                    self.routes[route.type] = route
+        for type_, model in known.items():
+            if type_ not in self.routes:
+                problems.append(f"no handler for {type_!r} ({model.__name__})")
+            if not hasattr(model, "RESPONSE"):
+                problems.append(f"{model.__name__} declares no RESPONSE")
+            elif model.RESPONSE is not None and not _is_response(model.RESPONSE):
+                problems.append(f"{model.__name__}.RESPONSE is not a response model")
+        if problems:
+            raise RegistryError("; ".join(problems))
 
     def get(self, type_: str) -> Route | None:
         return self.routes.get(type_)
+
+
+def _is_response(model: object) -> TypeGuard[type[Response]]:
+    return isinstance(model, type) and issubclass(model, Response)
+
+
+def _name(handler: Handler) -> str:
+    return f"{handler.__module__}.{handler.__qualname__}"

@@ -5,12 +5,12 @@ Shared by the features that log a user in (login, registration, refresh, phone c
 
 from __future__ import annotations
 
-from lovewire.clock import DAY
 from lovewire.context import Context
 from lovewire.errors import BadToken
 from lovewire.security import hash_token, new_token
 from lovewire.session import Login
 from lovewire.storage.base import Unit
+from protocol.times import DAY
 
 __all__ = ["end_all_sessions", "issue_session"]
 

@@ -9,6 +9,7 @@ import weakref
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 
 from lovewire.addresses import client_address
 from lovewire.connection import WRITE_LIMIT, Connection
@@ -21,8 +22,6 @@ __all__ = ["WsServer"]
 
 log = logging.getLogger(__name__)
 
-CLOSE_TOO_MANY = 1013
-CLOSE_GOING_AWAY = 1001
 #: Incoming frames buffered per socket before TCP pushes back.
 MAX_QUEUE = 8
 
@@ -119,10 +118,10 @@ class WsServer:
         )
         address = self.addresses.get(key)
         if address.sockets >= settings.sockets_per_addr:
-            await ws.close(CLOSE_TOO_MANY, "too many sockets from this address")
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "too many sockets from this address")
             return
         if self._stopping:
-            await ws.close(CLOSE_GOING_AWAY)
+            await ws.close(CloseCode.GOING_AWAY)
             return
         address.sockets += 1
         self.services.metrics.sockets_opened += 1

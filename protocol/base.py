@@ -31,6 +31,7 @@ __all__ = [
     "Rules",
     "Text",
     "UnsequencedNotify",
+    "message_type",
     "parse_id",
     "rules_of",
 ]
@@ -143,24 +144,17 @@ def rules_of(info: ValidationInfo) -> Rules:
     return info.context if isinstance(info.context, Rules) else Rules()
 
 
+def message_type(model: type[BaseModel]) -> str:
+    """The wire `type` of a message model: the default of its `type` field."""
+    field = model.model_fields.get("type")
+    default = field.default if field is not None else None
+    if not isinstance(default, str) or not default:
+        raise TypeError(f"{model.__name__} has no `type` of its own")
+    return default
+
+
 def _empty_to_none(value: Any) -> Any:
     return None if value == "" else value
-
-
-class Request(BaseModel):
-    """A client request: liberal, unknown fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    #: The `type` of the response frame answering this request.
-    RESPONSE: ClassVar[str]
-    #: True for messages answered by nothing, not even an error (`notify_ack`).
-    SILENT: ClassVar[bool] = False
-
-    type: str
-    token: Annotated[
-        Annotated[str, Field(max_length=512)] | None, BeforeValidator(_empty_to_none)
-    ] = None
 
 
 class Response(BaseModel):
@@ -172,6 +166,21 @@ class Response(BaseModel):
     success: bool = True
     error_no: int = 0
     err_msg: str = ""
+
+
+class Request(BaseModel):
+    """A client request: liberal, unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    #: The response model answering this request; None for a request answered by
+    #: nothing, not even an error (`notify_ack`).
+    RESPONSE: ClassVar[type[Response] | None]
+
+    type: str
+    token: Annotated[
+        Annotated[str, Field(max_length=512)] | None, BeforeValidator(_empty_to_none)
+    ] = None
 
 
 class ErrorFrame(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,24 +25,29 @@ __all__ = [
 CrushWords = Annotated[str, Text(100)] | None
 
 
-class CrushAddRequest(Request):
-    """Name a tel I secretly like, with optional words shown only on a match."""
-
-    RESPONSE: ClassVar[str] = "crush_add_response"
-    type: Literal["crush_add_request"] = "crush_add_request"
-    crush_tel: Tel
-    words: CrushWords = None
-
-
 class CrushAddResponse(Response):
     type: Literal["crush_add_response"] = "crush_add_response"
     matched: bool
 
 
+class CrushAddRequest(Request):
+    """Name a tel I secretly like, with optional words shown only on a match."""
+
+    RESPONSE = CrushAddResponse
+    type: Literal["crush_add_request"] = "crush_add_request"
+    crush_tel: Tel
+    words: CrushWords = None
+
+
+class CrushListResponse(Response):
+    type: Literal["crush_list_response"] = "crush_list_response"
+    crushes: list[CrushItem]
+
+
 class CrushListRequest(Request):
     """List my active crushes."""
 
-    RESPONSE: ClassVar[str] = "crush_list_response"
+    RESPONSE = CrushListResponse
     type: Literal["crush_list_request"] = "crush_list_request"
 
 
@@ -58,30 +63,25 @@ class CrushItem(BaseModel):
     matched: bool
 
 
-class CrushListResponse(Response):
-    type: Literal["crush_list_response"] = "crush_list_response"
-    crushes: list[CrushItem]
+class CrushRemoveResponse(Response):
+    type: Literal["crush_remove_response"] = "crush_remove_response"
 
 
 class CrushRemoveRequest(Request):
     """Take a tel off my list; a match with it ends."""
 
-    RESPONSE: ClassVar[str] = "crush_remove_response"
+    RESPONSE = CrushRemoveResponse
     type: Literal["crush_remove_request"] = "crush_remove_request"
     crush_tel: Tel
-
-
-class CrushRemoveResponse(Response):
-    type: Literal["crush_remove_response"] = "crush_remove_response"
-
-
-class CrushReceivedRequest(Request):
-    """How many people have an active crush on me."""
-
-    RESPONSE: ClassVar[str] = "crush_received_response"
-    type: Literal["crush_received_request"] = "crush_received_request"
 
 
 class CrushReceivedResponse(Response):
     type: Literal["crush_received_response"] = "crush_received_response"
     count: int
+
+
+class CrushReceivedRequest(Request):
+    """How many people have an active crush on me."""
+
+    RESPONSE = CrushReceivedResponse
+    type: Literal["crush_received_request"] = "crush_received_request"

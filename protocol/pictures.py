@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -116,31 +116,18 @@ class Post(_Shape):
     picture_publish_time_ts: int
 
 
-class PictureInfoRequest(Request):
-    """The newest posts, or those older than `before`."""
-
-    RESPONSE: ClassVar[str] = "picture_info_response"
-    type: Literal["picture_info_request"] = "picture_info_request"
-    before: Id | None = None
-    limit: Annotated[int, Field(ge=1, le=POSTS_PER_PAGE)] = POSTS_PER_PAGE
-
-
 class PictureInfoResponse(Response):
     type: Literal["picture_info_response"] = "picture_info_response"
     information: list[Post] = []
 
 
-class PictureCommentListRequest(Request):
-    """A post's comments older than the comment `before` (the newest without it).
+class PictureInfoRequest(Request):
+    """The newest posts, or those older than `before`."""
 
-    With `comment_id`, that comment's replies older than the reply `before` instead.
-    """
-
-    RESPONSE: ClassVar[str] = "picture_comment_list_response"
-    type: Literal["picture_comment_list_request"] = "picture_comment_list_request"
-    picture_id: Id
-    comment_id: Id | None = None
+    RESPONSE = PictureInfoResponse
+    type: Literal["picture_info_request"] = "picture_info_request"
     before: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=POSTS_PER_PAGE)] = POSTS_PER_PAGE
 
 
 class PictureCommentListResponse(Response):
@@ -151,16 +138,17 @@ class PictureCommentListResponse(Response):
     comment_response: list[CommentReply] | None = None
 
 
-class PictureUploadRequest(Request):
-    """Post a picture with words; `tel` is informational."""
+class PictureCommentListRequest(Request):
+    """A post's comments older than the comment `before` (the newest without it).
 
-    RESPONSE: ClassVar[str] = "picture_upload_response"
-    type: Literal["picture_upload_request"] = "picture_upload_request"
-    picture: Annotated[str, Field(min_length=1)]
-    words: Words = ""
-    #: Informational only (the token decides who posts): any value is accepted.
-    tel: Any = None
-    client_msg_id: ClientMsgId = None
+    With `comment_id`, that comment's replies older than the reply `before` instead.
+    """
+
+    RESPONSE = PictureCommentListResponse
+    type: Literal["picture_comment_list_request"] = "picture_comment_list_request"
+    picture_id: Id
+    comment_id: Id | None = None
+    before: Id | None = None
 
 
 class PictureUploadResponse(Response):
@@ -169,10 +157,16 @@ class PictureUploadResponse(Response):
     picture_content: str | None = None
 
 
-class PictureLikeRequest(Request):
-    RESPONSE: ClassVar[str] = "picture_like_response"
-    type: Literal["picture_like_request"] = "picture_like_request"
-    picture_id: Id
+class PictureUploadRequest(Request):
+    """Post a picture with words; `tel` is informational."""
+
+    RESPONSE = PictureUploadResponse
+    type: Literal["picture_upload_request"] = "picture_upload_request"
+    picture: Annotated[str, Field(min_length=1)]
+    words: Words = ""
+    #: Informational only (the token decides who posts): any value is accepted.
+    tel: Any = None
+    client_msg_id: ClientMsgId = None
 
 
 class PictureLikeResponse(Response):
@@ -180,9 +174,9 @@ class PictureLikeResponse(Response):
     picture_like_num: str | None = None
 
 
-class PictureUnlikeRequest(Request):
-    RESPONSE: ClassVar[str] = "picture_unlike_response"
-    type: Literal["picture_unlike_request"] = "picture_unlike_request"
+class PictureLikeRequest(Request):
+    RESPONSE = PictureLikeResponse
+    type: Literal["picture_like_request"] = "picture_like_request"
     picture_id: Id
 
 
@@ -191,15 +185,10 @@ class PictureUnlikeResponse(Response):
     picture_like_num: str | None = None
 
 
-class PictureCommentRequest(Request):
-    """Comment on a picture, or reply to one of its comments."""
-
-    RESPONSE: ClassVar[str] = "picture_comment_response"
-    type: Literal["picture_comment_request"] = "picture_comment_request"
+class PictureUnlikeRequest(Request):
+    RESPONSE = PictureUnlikeResponse
+    type: Literal["picture_unlike_request"] = "picture_unlike_request"
     picture_id: Id
-    msg: Annotated[str, Text(MSG_MAX, min_length=1)]
-    reply_to: Id | None = None
-    client_msg_id: ClientMsgId = None
 
 
 class PictureCommentResponse(Response):
@@ -207,21 +196,32 @@ class PictureCommentResponse(Response):
     comment_id: IdOut | None = None
 
 
-class PictureCommentDeleteRequest(Request):
-    RESPONSE: ClassVar[str] = "picture_comment_delete_response"
-    type: Literal["picture_comment_delete_request"] = "picture_comment_delete_request"
-    comment_id: Id
+class PictureCommentRequest(Request):
+    """Comment on a picture, or reply to one of its comments."""
+
+    RESPONSE = PictureCommentResponse
+    type: Literal["picture_comment_request"] = "picture_comment_request"
+    picture_id: Id
+    msg: Annotated[str, Text(MSG_MAX, min_length=1)]
+    reply_to: Id | None = None
+    client_msg_id: ClientMsgId = None
 
 
 class PictureCommentDeleteResponse(Response):
     type: Literal["picture_comment_delete_response"] = "picture_comment_delete_response"
 
 
-class PictureDeleteRequest(Request):
-    RESPONSE: ClassVar[str] = "picture_delete_response"
-    type: Literal["picture_delete_request"] = "picture_delete_request"
-    picture_id: Id
+class PictureCommentDeleteRequest(Request):
+    RESPONSE = PictureCommentDeleteResponse
+    type: Literal["picture_comment_delete_request"] = "picture_comment_delete_request"
+    comment_id: Id
 
 
 class PictureDeleteResponse(Response):
     type: Literal["picture_delete_response"] = "picture_delete_response"
+
+
+class PictureDeleteRequest(Request):
+    RESPONSE = PictureDeleteResponse
+    type: Literal["picture_delete_request"] = "picture_delete_request"
+    picture_id: Id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,30 +49,30 @@ class PublicProfile(BaseModel):
     avatar: str
 
 
-class ProfileRequest(Request):
-    """My profile, or with `user_id` another user's public one."""
-
-    RESPONSE: ClassVar[str] = "profile_response"
-    type: Literal["profile_request"] = "profile_request"
-    user_id: Id | None = None
-
-
 class ProfileResponse(Response):
     type: Literal["profile_response"] = "profile_response"
     profile: OwnProfile | PublicProfile
 
 
-class ProfileUpdateRequest(BirthFields):
-    """Change the given fields of my profile; `avatar` is a data URI ("" removes it)."""
+class ProfileRequest(Request):
+    """My profile, or with `user_id` another user's public one."""
 
-    RESPONSE: ClassVar[str] = "profile_update_response"
-    type: Literal["profile_update_request"] = "profile_update_request"
-    nickname: Nickname | None = None
-    sex: Literal[0, 1] | None = None
-    signature: Annotated[str, Text(SIGNATURE_MAX)] | None = None
-    avatar: str | None = None
+    RESPONSE = ProfileResponse
+    type: Literal["profile_request"] = "profile_request"
+    user_id: Id | None = None
 
 
 class ProfileUpdateResponse(Response):
     type: Literal["profile_update_response"] = "profile_update_response"
     profile: OwnProfile
+
+
+class ProfileUpdateRequest(BirthFields):
+    """Change the given fields of my profile; `avatar` is a data URI ("" removes it)."""
+
+    RESPONSE = ProfileUpdateResponse
+    type: Literal["profile_update_request"] = "profile_update_request"
+    nickname: Nickname | None = None
+    sex: Literal[0, 1] | None = None
+    signature: Annotated[str, Text(SIGNATURE_MAX)] | None = None
+    avatar: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -69,27 +69,18 @@ def _code_digits(value: Any) -> Any:
 Code = Annotated[str, BeforeValidator(_code_digits), Field(pattern=r"^[0-9]{6}$")]
 
 
-class SmsValidationRequest(Request):
-    """Ask for a login code to be sent to `tel` by SMS."""
-
-    RESPONSE: ClassVar[str] = "sms_validation_send"
-    type: Literal["sms_validation_request"] = "sms_validation_request"
-    tel: Tel
-    #: The client's clock, in any of the app's shapes; informational only.
-    time: Any = None
-
-
 class SmsValidationSend(Response):
     type: Literal["sms_validation_send"] = "sms_validation_send"
 
 
-class SmsValidationCode(Request):
-    """Check the code this socket (or `tel`) asked for."""
+class SmsValidationRequest(Request):
+    """Ask for a login code to be sent to `tel` by SMS."""
 
-    RESPONSE: ClassVar[str] = "sms_validation_result"
-    type: Literal["sms_validation_code"] = "sms_validation_code"
-    code: Code
-    tel: Tel | None = None
+    RESPONSE = SmsValidationSend
+    type: Literal["sms_validation_request"] = "sms_validation_request"
+    tel: Tel
+    #: The client's clock, in any of the app's shapes; informational only.
+    time: Any = None
 
 
 class SmsValidationResult(Response):
@@ -101,6 +92,15 @@ class SmsValidationResult(Response):
     token_expire_ts: int | None = None
     last_seq: int | None = None
     ticket_expire_ts: int | None = None
+
+
+class SmsValidationCode(Request):
+    """Check the code this socket (or `tel`) asked for."""
+
+    RESPONSE = SmsValidationResult
+    type: Literal["sms_validation_code"] = "sms_validation_code"
+    code: Code
+    tel: Tel | None = None
 
 
 class Birthdate(BaseModel):
@@ -147,15 +147,6 @@ class BirthFields(Request):
         return self
 
 
-class UserRegisterInfo(BirthFields):
-    """Register the tel of a registration ticket, or update a registered user's info."""
-
-    RESPONSE: ClassVar[str] = "user_register_result"
-    type: Literal["user_register_info"] = "user_register_info"
-    nickname: Nickname | None = None
-    sex: Literal[0, 1] | None = None
-
-
 class UserRegisterResult(Response):
     type: Literal["user_register_result"] = "user_register_result"
     user_id: IdOut
@@ -165,12 +156,13 @@ class UserRegisterResult(Response):
     last_seq: int
 
 
-class AuthRequest(Request):
-    """Log a (re)connected socket in with a saved token; replay pushes after `last_seq`."""
+class UserRegisterInfo(BirthFields):
+    """Register the tel of a registration ticket, or update a registered user's info."""
 
-    RESPONSE: ClassVar[str] = "auth_response"
-    type: Literal["auth_request"] = "auth_request"
-    last_seq: Seq | None = None
+    RESPONSE = UserRegisterResult
+    type: Literal["user_register_info"] = "user_register_info"
+    nickname: Nickname | None = None
+    sex: Literal[0, 1] | None = None
 
 
 class AuthResponse(Response):
@@ -183,11 +175,12 @@ class AuthResponse(Response):
     recovered: bool
 
 
-class TokenRefreshRequest(Request):
-    """Swap the socket's token for a new one."""
+class AuthRequest(Request):
+    """Log a (re)connected socket in with a saved token; replay pushes after `last_seq`."""
 
-    RESPONSE: ClassVar[str] = "token_refresh_response"
-    type: Literal["token_refresh_request"] = "token_refresh_request"
+    RESPONSE = AuthResponse
+    type: Literal["auth_request"] = "auth_request"
+    last_seq: Seq | None = None
 
 
 class TokenRefreshResponse(Response):
@@ -197,23 +190,23 @@ class TokenRefreshResponse(Response):
     token_expire_ts: int
 
 
-class LogoutRequest(Request):
-    """Revoke this socket's token, or with `all` every token of the user."""
+class TokenRefreshRequest(Request):
+    """Swap the socket's token for a new one."""
 
-    RESPONSE: ClassVar[str] = "logout_response"
-    type: Literal["logout_request"] = "logout_request"
-    all: bool = False
+    RESPONSE = TokenRefreshResponse
+    type: Literal["token_refresh_request"] = "token_refresh_request"
 
 
 class LogoutResponse(Response):
     type: Literal["logout_response"] = "logout_response"
 
 
-class PingRequest(Request):
-    """Application-level liveness check."""
+class LogoutRequest(Request):
+    """Revoke this socket's token, or with `all` every token of the user."""
 
-    RESPONSE: ClassVar[str] = "ping_response"
-    type: Literal["ping_request"] = "ping_request"
+    RESPONSE = LogoutResponse
+    type: Literal["logout_request"] = "logout_request"
+    all: bool = False
 
 
 class PingResponse(Response):
@@ -222,10 +215,16 @@ class PingResponse(Response):
     time_ts: int
 
 
+class PingRequest(Request):
+    """Application-level liveness check."""
+
+    RESPONSE = PingResponse
+    type: Literal["ping_request"] = "ping_request"
+
+
 class NotifyAck(Request):
     """Mark pushes up to `seq` as seen; answered by nothing."""
 
-    RESPONSE: ClassVar[str] = ""
-    SILENT: ClassVar[bool] = True
+    RESPONSE = None
     type: Literal["notify_ack"] = "notify_ack"
     seq: Seq

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from protocol.base import Request, Response
 from protocol.session import Code, Tel
@@ -17,25 +17,16 @@ __all__ = [
 ]
 
 
-class TelChangeRequest(Request):
-    """Start moving my account to `new_tel`: a code goes to it and one to my current tel."""
-
-    RESPONSE: ClassVar[str] = "tel_change_send"
-    type: Literal["tel_change_request"] = "tel_change_request"
-    new_tel: Tel
-
-
 class TelChangeSend(Response):
     type: Literal["tel_change_send"] = "tel_change_send"
 
 
-class TelChangeCode(Request):
-    """Finish the change with the code sent to the new tel and the one sent to the old."""
+class TelChangeRequest(Request):
+    """Start moving my account to `new_tel`: a code goes to it and one to my current tel."""
 
-    RESPONSE: ClassVar[str] = "tel_change_result"
-    type: Literal["tel_change_code"] = "tel_change_code"
-    code: Code
-    old_code: Code
+    RESPONSE = TelChangeSend
+    type: Literal["tel_change_request"] = "tel_change_request"
+    new_tel: Tel
 
 
 class TelChangeResult(Response):
@@ -45,14 +36,23 @@ class TelChangeResult(Response):
     token_expire_ts: int
 
 
-class CrushSettingRequest(Request):
-    """Receive anonymous crush notices or not (matches always come)."""
+class TelChangeCode(Request):
+    """Finish the change with the code sent to the new tel and the one sent to the old."""
 
-    RESPONSE: ClassVar[str] = "crush_setting_response"
-    type: Literal["crush_setting_request"] = "crush_setting_request"
-    receive: bool
+    RESPONSE = TelChangeResult
+    type: Literal["tel_change_code"] = "tel_change_code"
+    code: Code
+    old_code: Code
 
 
 class CrushSettingResponse(Response):
     type: Literal["crush_setting_response"] = "crush_setting_response"
+    receive: bool
+
+
+class CrushSettingRequest(Request):
+    """Receive anonymous crush notices or not (matches always come)."""
+
+    RESPONSE = CrushSettingResponse
+    type: Literal["crush_setting_request"] = "crush_setting_request"
     receive: bool

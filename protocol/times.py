@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
 
-__all__ = ["age_on", "format_app_date", "format_app_time", "parse_app_date"]
+__all__ = [
+    "DAY",
+    "HOUR",
+    "MINUTE",
+    "age_on",
+    "format_app_date",
+    "format_app_time",
+    "parse_app_date",
+]
+
+#: Seconds, for windows, lifetimes and limits counted on the server's clock.
+MINUTE = 60
+HOUR = 3600
+DAY = 86400
 
 
 def format_app_time(ts: float, tz: tzinfo) -> str:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 
+from handlers import TABLES
 from lovewire.app import Lovewire
 from lovewire.clock import ManualClock
 from lovewire.config import Settings
@@ -199,7 +200,7 @@ async def start_server(
             "lang": "zh",
         }
         values.update(overrides)
-        app = Lovewire(Settings(**values), clock=clock)
+        app = Lovewire(Settings(**values), tables=TABLES, clock=clock)
         await app.start()
         running.append(app)
         return Server(app, sms_platform, clock)

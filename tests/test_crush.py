@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from protocol.times import DAY
 from tests.conftest import Client, Server
 
-DAY = 86400
 NOTICE_KEYS = {"type", "count", "seq", "time", "time_ts"}
 
 

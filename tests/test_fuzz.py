@@ -99,7 +99,7 @@ async def test_fuzz_random_frames_answered_without_internal_errors(roomy: Server
             frame["id"] = i
             answer = await c.request(json.dumps(frame, allow_nan=True))
             route = registry.get(frame["type"])
-            expected = route.model.RESPONSE if route is not None else "error"
+            expected = route.response_type if route is not None else "error"
             assert answer["type"] == expected, (frame, answer)
             assert answer["error_no"] != 13, (frame, answer)
             if answer["type"] != "error":

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from handlers import TABLES
 from lovewire.app import Lovewire
 from lovewire.clock import Clock, ManualClock
 from lovewire.config import Settings
 from lovewire.connection import Connection
+from protocol.times import DAY
 from tests.conftest import Client, Server, SmsPlatform
 
-DAY = 86400
 ROOMY: dict[str, Any] = {
     "requests_per_second": 1_000_000,
     "sms_interval": 0,
@@ -309,7 +310,7 @@ async def test_expiry_timer_fires_in_real_time(sms_platform: SmsPlatform, tmp_pa
         sms_url=sms_platform.url,
         token_days=2.5 / DAY,
     )
-    async with Lovewire(settings, clock=Clock()) as app:
+    async with Lovewire(settings, tables=TABLES, clock=Clock()) as app:
         server = Server(app, sms_platform, ManualClock())
         async with connect(server.ws_url) as ws:
             c = Client(ws)
