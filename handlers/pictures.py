@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pydantic_core
 
-from lovewire.context import Context
+from lovewire.context import Context, app_time
 from lovewire.errors import (
     CommentNotFound,
     Internal,
@@ -47,7 +47,7 @@ from protocol.pictures import (
     Post,
 )
 from protocol.pushes import PictureCommentNotify, PictureLikeNotify
-from protocol.times import HOUR, MINUTE, format_app_time
+from protocol.times import HOUR, MINUTE
 
 __all__ = ["table"]
 
@@ -64,10 +64,6 @@ FEED_BYTES = 1_000_000
 OBJECT_BYTES = 400
 #: Bytes a character of text takes in JSON, at most (`\u001f`).
 CHAR_BYTES = 6
-
-
-def _time(ctx: Context, ts: int) -> str:
-    return format_app_time(ts, ctx.settings.zone)
 
 
 async def _check_rate(tx: Unit, user_id: int, kind: str, limit: int, window: int, now: int) -> None:
@@ -93,7 +89,7 @@ def _reply(ctx: Context, r: PictureComment) -> CommentReply:
         comment_response_msg=r.msg,
         user_id=r.author_id,
         reply_to=r.reply_to if r.reply_to is not None else r.parent_id,
-        comment_response_time=_time(ctx, r.created_ts),
+        comment_response_time=app_time(ctx, r.created_ts),
         comment_response_time_ts=r.created_ts,
     )
 
@@ -115,7 +111,7 @@ def _threads(
                 comment_msg=c.msg,
                 comment_response=by_parent.get(c.id, []),
                 user_id=c.author_id,
-                comment_time=_time(ctx, c.created_ts),
+                comment_time=app_time(ctx, c.created_ts),
                 comment_time_ts=c.created_ts,
                 comment_response_num=str(c.reply_count),
             )
@@ -190,7 +186,7 @@ async def show_feed(ctx: Context, req: PictureInfoRequest) -> PictureInfoRespons
     information = [
         Post(
             picture_id=p.id,
-            picture_publish_time=_time(ctx, p.created_ts),
+            picture_publish_time=app_time(ctx, p.created_ts),
             picture_content=image_url(p.path, public_url),
             picture_words=p.words,
             picture_like_num=str(p.like_count),
