@@ -70,8 +70,9 @@ class Lovewire:
         stack = self._stack
         try:
             loop = asyncio.get_running_loop()
-            stack.callback(loop.set_exception_handler, loop.get_exception_handler())
-            loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
+            # Kept after stop: a listener's accept retry may still fire once it is closed.
+            if not isinstance(loop.get_exception_handler(), AcceptErrorLog):
+                loop.set_exception_handler(AcceptErrorLog(loop.get_exception_handler()))
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             store = self._store or store_from_settings(settings)
             await store.open()

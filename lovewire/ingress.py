@@ -148,7 +148,9 @@ class AcceptErrorLog:
     second, without a traceback; anything else goes to the previous handler.
 
     asyncio reports each failed `accept()` (EMFILE, ENFILE, ENOBUFS, ENOMEM) through the
-    loop's exception handler, with a traceback each time.
+    loop's exception handler, with a traceback each time, then retries a second later;
+    a retry that fires after its listener closed fails on the closed socket, which is
+    logged at debug only.
     """
 
     def __init__(self, previous: ExceptionHandler | None, every: float = 1.0) -> None:
@@ -173,6 +175,11 @@ class AcceptErrorLog:
                     self._missed,
                 )
                 self._logged, self._missed = now, 0
+            return
+        if isinstance(exc, (ValueError, OSError)) and "_start_serving" in repr(
+            context.get("handle")
+        ):
+            log.debug("accept retry after the listener closed: %s", exc)
             return
         if self.previous is not None:
             self.previous(loop, context)

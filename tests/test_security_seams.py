@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from lovewire.imagepool import _decode_reply
+from lovewire.ingress import AcceptErrorLog
 from tests.conftest import Server
 from tests.test_security_ingress import _closed_code, _post
 
@@ -139,3 +140,26 @@ async def test_http_bodies_refused_unread_count_towards_the_rate(start_server: o
         assert (status, frame["error_no"]) == (413, 11)
     status, frame = await server.post("/api", {"type": "ping_request"})
     assert (status, frame["error_no"]) == (200, 6), frame
+
+
+async def test_accept_retry_after_close_is_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncio's accept retry firing on a closed listener (after EMFILE) logs no error."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(AcceptErrorLog(previous))
+    done = asyncio.Event()
+
+    def _start_serving() -> None:  # named as asyncio's own retry callback
+        done.set()
+        raise ValueError("Invalid file descriptor: -1")
+
+    try:
+        with caplog.at_level(logging.DEBUG):
+            loop.call_soon(_start_serving)
+            await done.wait()
+    finally:
+        loop.set_exception_handler(previous)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("accept retry" in r.getMessage() for r in caplog.records)
