@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -138,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.output, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
         else:
-            print(text)
+            try:
+                print(text, flush=True)
+            except BrokenPipeError:
+                # `lovewire schema | head`: the reader has all it wanted.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     flags = {k: v for k, v in vars(args).items() if k in Settings.model_fields}
     try:

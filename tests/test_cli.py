@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -231,3 +232,26 @@ async def test_sigkill_loses_no_committed_push(tmp_path: Path) -> None:
     finally:
         second.proc.terminate()
         assert await asyncio.wait_for(second.proc.wait(), 10) == 0
+
+
+async def test_schema_piped_into_a_reader_that_stops_early(tmp_path: Path) -> None:
+    """`lovewire schema --asyncapi | head`: no traceback when the reader stops reading."""
+
+    def run() -> tuple[bytes, int, bytes]:
+        read_end, write_end = os.pipe()
+        proc = subprocess.Popen(
+            [*_lovewire(), "schema", "--asyncapi"],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+        os.close(write_end)
+        first = os.read(read_end, 20)
+        os.close(read_end)  # like `head`, which exits once it has its lines
+        _, err = proc.communicate(timeout=20)
+        return first, proc.returncode, err
+
+    first, status, err = await asyncio.to_thread(run)
+    assert first.startswith(b"{")
+    assert status == 0, err
+    assert b"Traceback" not in err
