@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import sys
 import unicodedata
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from tests.conftest import Client, Server
+from tests.test_cli import _serve_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(rb"^lovewire listening ws://[\d.]+:(\d+) http://[\d.]+:(\d+)$")
@@ -80,16 +80,7 @@ async def test_log_at_debug_holds_no_code_token_or_tel(tmp_path: Path) -> None:
     secrets: list[str] = list(tels)
     with log_path.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lovewire.cli",
-            "serve",
-            "--ws-port",
-            "0",
-            "--http-port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "data"),
+            *_serve_argv(tmp_path),
             cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,

@@ -6,7 +6,6 @@ import ast
 import asyncio
 import inspect
 import os
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +17,7 @@ from lovewire.storage.backends import store_from_settings
 from lovewire.storage.errors import BackendUnavailable
 from lovewire.storage.records import StoredPush
 from lovewire.storage.sqlite import SqliteStore
+from tests.test_cli import _serve_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 STORAGE = ROOT / "lovewire" / "storage"
@@ -43,18 +43,9 @@ def test_a_url_of_no_backend_of_this_build_is_refused_without_its_password(
 
 async def test_serve_on_postgresql_exits_with_one_line(tmp_path: Path) -> None:
     """`lovewire serve` with a PostgreSQL URL stops with one line and status 1 (issue 9)."""
-    script = Path(sys.executable).parent / "lovewire"
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "lovewire.cli"]
     env = {**os.environ, "LOVEWIRE_DATABASE_URL": "postgresql://127.0.0.1:5432/test"}
     proc = await asyncio.create_subprocess_exec(
-        *argv,
-        "serve",
-        "--ws-port",
-        "0",
-        "--http-port",
-        "0",
-        "--data-dir",
-        str(tmp_path / "data"),
+        *_serve_argv(tmp_path),
         cwd=tmp_path,
         env=env,
         stdout=asyncio.subprocess.PIPE,
