@@ -14,13 +14,12 @@ from lovewire.errors import (
     Internal,
     NotAuthor,
     PictureNotFound,
-    TooFrequent,
 )
 from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.base import Unit
 from lovewire.storage.records import Picture, PictureComment
-from lovewire.uploads import forget_file, give_back, store_picture
+from lovewire.uploads import check_budget, forget_file, give_back, store_picture
 from protocol.pictures import (
     COMMENTS_PER_PAGE,
     COMMENTS_PER_POST,
@@ -64,13 +63,6 @@ FEED_BYTES = 1_000_000
 OBJECT_BYTES = 400
 #: Bytes a character of text takes in JSON, at most (`\u001f`).
 CHAR_BYTES = 6
-
-
-async def _check_rate(tx: Unit, user_id: int, kind: str, limit: int, window: int, now: int) -> None:
-    """TooFrequent once the user has done `limit` actions of a kind within `window`."""
-    count, oldest = await tx.pictures.actions_since(user_id, kind, now - window + 1)
-    if count >= limit:
-        raise TooFrequent((oldest if oldest is not None else now) + window - now)
 
 
 async def _picture(tx: Unit, picture_id: int) -> Picture:
@@ -304,7 +296,7 @@ async def comment_picture(ctx: Context, req: PictureCommentRequest) -> PictureCo
         if first is not None:
             return PictureCommentResponse(comment_id=first.id)
         limit = ctx.settings.comments_per_minute
-        await _check_rate(tx, user_id, COMMENT, limit, MINUTE, now)
+        await check_budget(tx, user_id, COMMENT, limit, MINUTE, now)
         picture = await _picture(tx, req.picture_id)
         target = None
         if req.reply_to is not None:

@@ -10,8 +10,18 @@ import asyncio
 from lovewire.context import Context
 from lovewire.errors import PayloadRefused, TooFrequent
 from lovewire.images import Limits, parse_data_uri, remove_image, write_picture
+from lovewire.storage.base import Unit
 
-__all__ = ["forget_file", "give_back", "store_picture"]
+__all__ = ["check_budget", "forget_file", "give_back", "store_picture"]
+
+
+async def check_budget(
+    tx: Unit, user_id: int, kind: str, limit: int, window: int, now: int
+) -> None:
+    """TooFrequent once the user has done `limit` actions of a kind within `window`."""
+    count, oldest = await tx.pictures.actions_since(user_id, kind, now - window + 1)
+    if count >= limit:
+        raise TooFrequent((oldest if oldest is not None else now) + window - now)
 
 
 async def give_back(ctx: Context, user_id: int, kind: str, now: int) -> None:
@@ -41,9 +51,7 @@ async def store_picture(
     user_id = ctx.user_id
     settings = ctx.settings
     async with ctx.unit() as tx:
-        count, oldest = await tx.pictures.actions_since(user_id, kind, now - window + 1)
-        if count >= limit:
-            raise TooFrequent((oldest if oldest is not None else now) + window - now)
+        await check_budget(tx, user_id, kind, limit, window, now)
         await tx.pictures.record_action(user_id, kind, now, now - window)
     try:
         declared, raw = await asyncio.to_thread(parse_data_uri, data_uri, settings.max_upload)
