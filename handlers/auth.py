@@ -112,7 +112,7 @@ async def refresh_token(ctx: Context, req: TokenRefreshRequest) -> TokenRefreshR
             raise BadToken("token already refreshed or revoked")
         token, login = await issue_session(ctx, tx, old.user_id)
     ctx.replace_login(old, login)
-    ctx.end_other_sessions(old.user_id, [old.token_id], "refreshed")
+    await ctx.end_other_sessions(old.user_id, [old.token_id], "refreshed")
     return TokenRefreshResponse(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )
@@ -133,7 +133,7 @@ async def log_out(ctx: Context, req: LogoutRequest) -> LogoutResponse:
         elif not await tx.tokens.revoke_live(login.token_id, ctx.now()):
             raise BadToken("token revoked or expired")
     # After logout-all every socket of the user has a dead token, whichever it used.
-    ctx.end_other_sessions(login.user_id, None if req.all else [login.token_id], "logout")
+    await ctx.end_other_sessions(login.user_id, None if req.all else [login.token_id], "logout")
     ctx.log_out()
     return LogoutResponse()
 

@@ -121,7 +121,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
         raise min(failures, key=lambda exc: ERROR_PRECEDENCE.index(exc.error_no))
     # Pushes go out after the response, so the sockets logged out here get none of them.
     ctx.replace_login(caller, login)
-    ctx.end_other_sessions(user_id, None, "tel_changed")
+    await ctx.end_other_sessions(user_id, None, "tel_changed")
     return TelChangeResult(
         token=token, token_expire=app_time(ctx, login.expires_ts), token_expire_ts=login.expires_ts
     )

@@ -39,7 +39,9 @@ class Lovewire:
     """Storage, SMS gateway, hub, listeners; `async with Lovewire(settings, tables=...)`.
 
     `tables` are the feature modules' handler tables (`handlers.TABLES`); they are checked
-    here, so a missing or duplicate handler fails before anything starts.
+    here, so a missing or duplicate handler fails before anything starts. With
+    `listen=False` nothing listens: `dispatcher.serve` answers frames given to it (tests
+    of the request cycle without a socket).
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class Lovewire:
         sms: SmsGateway | None = None,
         store: Store | None = None,
         hub: Hub | None = None,
+        listen: bool = True,
     ) -> None:
         self.settings = settings
+        self.listen = listen
         self.clock = clock or Clock()
         self._sms = sms
         self._store = store
@@ -63,6 +67,7 @@ class Lovewire:
         self.services: Services | None = None
         self.ws: WsServer | None = None
         self.recorder: DeliveryRecorder | None = None
+        self.dispatcher: Dispatcher | None = None
         self._stack = AsyncExitStack()
 
     async def start(self) -> None:
@@ -104,22 +109,27 @@ class Lovewire:
             recorder = self.recorder = DeliveryRecorder(store)
             await recorder.start()
             stack.push_async_callback(recorder.close)
-            dispatcher = Dispatcher(services, self.registry)
-            addresses = AddressBook(settings, self.clock)
-            http = HttpServer(services, dispatcher, addresses)
-            self.http_port = await http.start(settings.host, settings.http_port)
-            stack.push_async_callback(http.close)
-            self.ws = WsServer(services, dispatcher, recorder, addresses)
-            self.ws_port = await self.ws.start(settings.host, settings.ws_port)
-            stack.push_async_callback(_close_listeners, self.ws, http, settings.shutdown_grace)
-            services.metrics.gauges["lovewire_sockets_open"] = lambda: (
-                len(self.ws.connections) if self.ws else 0
-            )
+            dispatcher = self.dispatcher = Dispatcher(services, self.registry)
+            if self.listen:
+                await self._start_listeners(services, dispatcher, recorder)
             pruner = asyncio.create_task(self._prune_forever(services))
             stack.push_async_callback(_cancel, pruner)
         except BaseException:
             await stack.aclose()
             raise
+
+    async def _start_listeners(
+        self, services: Services, dispatcher: Dispatcher, recorder: DeliveryRecorder
+    ) -> None:
+        settings = self.settings
+        addresses = AddressBook(settings, self.clock)
+        http = HttpServer(services, dispatcher, addresses)
+        self.http_port = await http.start(settings.host, settings.http_port)
+        self._stack.push_async_callback(http.close)
+        ws = self.ws = WsServer(services, dispatcher, recorder, addresses)
+        self.ws_port = await ws.start(settings.host, settings.ws_port)
+        self._stack.push_async_callback(_close_listeners, ws, http, settings.shutdown_grace)
+        services.metrics.gauges["lovewire_sockets_open"] = lambda: len(ws.connections)
 
     async def stop(self) -> None:
         """Close listeners (sockets get 1001), then the hub, the SMS client and the store."""

@@ -1,10 +1,18 @@
-"""One WebSocket connection: its session, its bounded outbound queue and its writer."""
+"""One WebSocket connection: its session, its bounded outbound queue and its writer.
+
+A `Connection` owns the socket's `Session` (who is logged in) and its `PushOrder` (which
+pushes to send, in what order): it follows the session's logins and does the I/O the
+order asks for (writing frames, reading a gap from the store). It is used as an async
+context manager around the socket's reader, and ends one way: `close`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
+from types import TracebackType
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -12,6 +20,7 @@ from websockets.frames import CloseCode
 
 from lovewire.context import Services
 from lovewire.login import MAX_REPLAY
+from lovewire.ordering import PushOrder, Send
 from lovewire.pushes import DeliveryRecorder, render_push
 from lovewire.session import Login, Session
 from lovewire.storage.records import StoredPush
@@ -25,21 +34,18 @@ log = logging.getLogger(__name__)
 #: this much sits there beyond the frame being written.
 WRITE_LIMIT = 2**15
 
-_EXPIRED = SessionEndNotify(reason="expired").model_dump_json()
 
-
-class Connection(Session):
+class Connection:
     """A live socket. Everything it sends goes through one bounded queue, in order."""
-
-    live = True
 
     def __init__(
         self, ws: ServerConnection, addr: str, services: Services, recorder: DeliveryRecorder
     ) -> None:
-        super().__init__(addr)
         self.ws = ws
         self.services = services
         self.recorder = recorder
+        self.session = Session(addr, watcher=self)
+        self.pushes = PushOrder()
         self.limit = services.settings.outbound_queue
         self.max_bytes = services.settings.outbound_bytes
         self._queue: deque[tuple[bytes, StoredPush | None]] = deque()
@@ -50,21 +56,58 @@ class Connection(Session):
         #: Set whenever the bytes waiting drop within the bound, or the socket closes.
         self._drained = asyncio.Event()
         self._closing = False
-        #: Highest seq queued so far; pushes at or below it are not sent again.
-        self._push_floor = 0
-        #: While a login's replay is being prepared, live pushes wait here.
-        self._held: list[tuple[StoredPush, str]] | None = None
-        #: Pushes that arrived ahead of an earlier one, by seq, and the task filling the gap.
-        self._early: dict[int, tuple[StoredPush, str]] = {}
-        self._gap_filler: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        #: The task reading a gap in the pushes from the store, while there is one.
+        self._gap_reader: asyncio.Task[None] | None = None
         #: Fires when the login's token expires (one per logged-in socket, none otherwise).
         self._expiry: asyncio.TimerHandle | None = None
         #: Tasks closing the socket from outside the reader (kept so none is collected).
         self._closers: set[asyncio.Task[None]] = set()
-        self._set_frame_limit()
-        services.hub.register(self)
 
-    # -- sending -------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        return self.session.id
+
+    @property
+    def login(self) -> Login | None:
+        return self.session.login
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Connection:
+        self._set_frame_limit()
+        self.services.hub.register(self)
+        self._writer = asyncio.create_task(self._write_loop())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """The reader is done: the socket is gone or going; leave the hub, stop writing."""
+        self._closing = True
+        self.session.log_out()
+        self.services.hub.unregister(self)
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    def close(self, code: CloseCode, reason: str) -> None:
+        """Close the socket (from outside its reader): nothing more is sent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._drained.set()
+        closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
+        self._closers.add(closer)
+        closer.add_done_callback(self._closers.discard)
+
+    # -- sending -----------------------------------------------------------------------
 
     def send(self, frame: str, push: StoredPush | None = None, *, replay: bool = False) -> None:
         """Queue a frame; a socket it would take over its bounds is closed (pushes stay stored).
@@ -106,7 +149,7 @@ class Connection(Session):
             await self._drained.wait()
         return not self._closing
 
-    async def write_loop(self) -> None:
+    async def _write_loop(self) -> None:
         """Write queued frames in order until the socket closes."""
         try:
             while True:
@@ -133,91 +176,53 @@ class Connection(Session):
             self._closing = True
             self._drained.set()
 
-    def close(self, code: CloseCode, reason: str) -> None:
-        """Close the socket from outside the reader."""
-        if self._closing:
-            return
-        self._closing = True
-        self._queue.clear()
-        self._queued_bytes = 0
-        self._drained.set()
-        closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
-        self._closers.add(closer)
-        closer.add_done_callback(self._closers.discard)
+    def respond(self, frame: str) -> None:
+        """Send a request's answer (the request cycle's Channel)."""
+        self.send(frame)
 
-    # -- the hub's view: Subscriber --------------------------------------------------------
+    def _send_all(self, sends: list[Send]) -> None:
+        for push, frame, replay in sends:
+            self.send(frame, push, replay=replay)
 
-    @property
-    def token_id(self) -> int | None:
-        return self.login.token_id if self.login else None
+    # -- the hub's view: Subscriber ------------------------------------------------------
 
     def deliver(self, push: StoredPush, frame: str) -> None:
-        login = self.login
+        login = self.session.login
         if login is None or push.user_id != login.user_id:
             return
         if login.expires_ts <= self.services.clock.now():
-            # An expired token gets no more pushes: its sockets are logged out (section 1).
+            # An expired token gets no more pushes: its socket is logged out (section 1).
             self.check_expiry()
             return
-        if self._held is not None:
-            self._held.append((push, frame))
-        elif push.seq == self._push_floor + 1:
-            self._send_push(push, frame)
-            self._send_early()
-        elif push.seq > self._push_floor:
-            # Published ahead of an earlier push (they commit together, or on another
-            # process): keep it until the gap is filled, from the store if need be.
-            self._early[push.seq] = (push, frame)
-            if self._gap_filler is None:
-                self._gap_filler = asyncio.get_running_loop().create_task(self._fill_gap())
-
-    def _send_push(self, push: StoredPush, frame: str, *, replay: bool = False) -> None:
-        self._push_floor = push.seq
-        self.send(frame, push, replay=replay)
-
-    def _send_early(self) -> None:
-        """Send the kept pushes that now follow on, in seq order."""
-        for seq in sorted(self._early):
-            if seq <= self._push_floor:
-                del self._early[seq]
-            elif seq == self._push_floor + 1:
-                self._send_push(*self._early.pop(seq))
-            else:
-                break
-
-    async def _fill_gap(self) -> None:
-        """Read the pushes missing before the kept ones from the store and send all in order."""
-        try:
-            await asyncio.sleep(0)  # publishers woken by the same commit go first
-            self._send_early()
-            while self._early and self.login is not None:
-                first = min(self._early)
-                async with self.services.store.read() as tx:
-                    missing = await tx.pushes.after(
-                        self.login.user_id, self._push_floor, first - 1, MAX_REPLAY
-                    )
-                zone = self.services.settings.zone
-                for push in missing:
-                    if push.seq > self._push_floor:
-                        self._send_push(push, render_push(push, zone))
-                if len(missing) < MAX_REPLAY:
-                    self._push_floor = max(self._push_floor, first - 1)  # pruned ones are gone
-                self._send_early()
-        except Exception:
-            log.exception("conn %s: could not fill a gap in the pushes", self.id)
-        finally:
-            if self._gap_filler is asyncio.current_task():
-                self._gap_filler = None
+        self._send_all(self.pushes.live(push, frame))
+        if self.pushes.gap is not None and self._gap_reader is None:
+            self._gap_reader = asyncio.get_running_loop().create_task(self._read_gaps())
 
     def send_notice(self, frame: str) -> None:
         self.send(frame)
 
     def end_session(self, frame: str) -> None:
-        Session.log_out(self)
-        self._set_frame_limit()
-        self._forget_pushes()
-        self._disarm_expiry()
+        self.session.log_out()
         self.send(frame)
+
+    def evict(self) -> None:
+        self.session.log_out()
+        self.close(CloseCode.POLICY_VIOLATION, "too many sockets for this user")
+
+    # -- the session's view: LoginWatcher ------------------------------------------------
+
+    def login_changed(self, previous: Login | None, current: Login | None) -> None:
+        """Follow the session: hub membership, push order, frame limit, expiry timer."""
+        hub = self.services.hub
+        if previous is not None and (current is None or current.user_id != previous.user_id):
+            hub.detach(previous.user_id, self)
+            self._stop_gap_reader()
+            self.pushes.end()
+        if current is not None and (previous is None or previous.user_id != current.user_id):
+            self.pushes.begin(current.user_id)
+            hub.attach(current.user_id, self)
+        self._set_frame_limit()
+        self._arm_expiry()  # a new token (login, refresh) brings its own expiry
 
     def _set_frame_limit(self) -> None:
         """Read frames up to the limit of the socket's state (section 1), from now on.
@@ -227,7 +232,7 @@ class Connection(Session):
         """
         settings = self.services.settings
         size = settings.max_frame
-        if self.login is None:
+        if self.session.login is None:
             size = min(settings.max_anon_frame, size)
         protocol = self.ws.protocol
         if hasattr(protocol, "max_message_size"):  # websockets >= 15
@@ -235,12 +240,56 @@ class Connection(Session):
         else:
             protocol.max_size = size  # type: ignore[attr-defined]
 
-    # -- token expiry ----------------------------------------------------------------------
+    # -- reading pushes from the store ---------------------------------------------------
+
+    async def replay(self) -> None:
+        """Send what the session's last login owes (section 5), then the pushes held meanwhile."""
+        plan, self.session.replay = self.session.replay, None
+        if plan is None:
+            return
+        pushes: list[StoredPush] = []
+        try:
+            async with self.services.store.read() as tx:
+                if plan.after is None:
+                    pushes = await tx.pushes.undelivered(plan.user_id, plan.upto, MAX_REPLAY)
+                else:
+                    start = max(plan.after, plan.upto - MAX_REPLAY)
+                    pushes = await tx.pushes.after(plan.user_id, start, plan.upto, MAX_REPLAY)
+        except Exception:
+            # The client recovers with last_seq; the live pushes held meanwhile still go.
+            log.exception("conn %s: could not read the pushes a login owes", self.id)
+        zone = self.services.settings.zone
+        rendered = [(push, render_push(push, zone)) for push in pushes]
+        self._send_all(self.pushes.replayed(plan.user_id, rendered, plan.upto))
+
+    async def _read_gaps(self) -> None:
+        """Read the pushes missing before the kept ones from the store, until none is."""
+        try:
+            await asyncio.sleep(0)  # publishers woken by the same commit go first
+            zone = self.services.settings.zone
+            while (gap := self.pushes.gap) is not None:
+                async with self.services.store.read() as tx:
+                    found = await tx.pushes.after(gap.user_id, gap.after, gap.upto, MAX_REPLAY)
+                rendered = [(push, render_push(push, zone)) for push in found]
+                complete = len(found) < MAX_REPLAY
+                self._send_all(self.pushes.filled(gap, rendered, complete=complete))
+        except Exception:
+            log.exception("conn %s: could not fill a gap in the pushes", self.id)
+        finally:
+            if self._gap_reader is asyncio.current_task():
+                self._gap_reader = None
+
+    def _stop_gap_reader(self) -> None:
+        if self._gap_reader is not None:
+            self._gap_reader.cancel()
+            self._gap_reader = None
+
+    # -- token expiry --------------------------------------------------------------------
 
     def _arm_expiry(self) -> None:
         """Set the timer for the login's expiry (replacing any earlier one)."""
         self._disarm_expiry()
-        login = self.login
+        login = self.session.login
         if login is None or self._closing:
             return
         clock = self.services.clock
@@ -264,85 +313,17 @@ class Connection(Session):
 
         Called by the timer (which runs on the loop's clock, so it re-checks the server's
         and waits again if that is behind), and by the server's clock when it jumps (a
-        test's ManualClock; the wall clock never calls).
+        test's ManualClock; the wall clock never calls). Every socket on that token has
+        its own timer, so each ends itself.
         """
-        login = self.login
+        login = self.session.login
         if login is None:
             return
         if login.expires_ts > self.services.clock.now():
             if self._expiry is None:
                 self._arm_expiry()
             return
-        # Every socket of this process on that token is logged out with its notice.
-        self.services.hub.end_sessions(login.user_id, [login.token_id], "expired")
-        if self.login is login:  # not in the hub (it never is while logged in): end it here
-            self.end_session(_EXPIRED)
+        self.end_session(_EXPIRED)
 
-    def _forget_pushes(self) -> None:
-        """Drop the pushes waiting for this socket's login or order."""
-        self._held = None
-        self._early.clear()
-        if self._gap_filler is not None:
-            self._gap_filler.cancel()
-            self._gap_filler = None
 
-    def evict(self) -> None:
-        Session.log_out(self)
-        self._set_frame_limit()
-        self._disarm_expiry()
-        self.close(CloseCode.POLICY_VIOLATION, "too many sockets for this user")
-
-    # -- login and replay ------------------------------------------------------------------
-
-    def log_in(self, login: Login) -> None:
-        previous = self.login
-        if previous is not None and previous.user_id != login.user_id:
-            self.services.hub.detach(previous.user_id, self)
-        super().log_in(login)
-        if previous is None or previous.user_id != login.user_id:
-            self._forget_pushes()  # a gap being filled was the previous user's
-            self._push_floor = 0
-            self._held = []
-            self.services.hub.attach(login.user_id, self)
-        self._set_frame_limit()
-        self._arm_expiry()  # a new token (login, refresh) brings its own expiry
-
-    def log_out(self) -> None:
-        if self.login is not None:
-            self.services.hub.detach(self.login.user_id, self)
-        super().log_out()
-        self._set_frame_limit()
-        self._forget_pushes()
-        self._disarm_expiry()
-
-    def detach(self) -> None:
-        """Leave the hub: the socket is gone."""
-        self.services.hub.unregister(self)
-        if self.login is not None:
-            self.services.hub.detach(self.login.user_id, self)
-        self._forget_pushes()
-        self._disarm_expiry()
-
-    async def run_replay(self) -> None:
-        """Send what the last login owes this socket, then the pushes held meanwhile."""
-        plan, self.replay = self.replay, None
-        if plan is None or self.login is None or self.login.user_id != plan.user_id:
-            return
-        zone = self.services.settings.zone
-        try:
-            async with self.services.store.read() as tx:
-                if plan.after is None:
-                    pushes = await tx.pushes.undelivered(plan.user_id, plan.upto, MAX_REPLAY)
-                else:
-                    start = max(plan.after, plan.upto - MAX_REPLAY)
-                    pushes = await tx.pushes.after(plan.user_id, start, plan.upto, MAX_REPLAY)
-        finally:
-            held, self._held = self._held or [], None
-        if self.login is None or self.login.user_id != plan.user_id:
-            return  # the session ended while the replay was read
-        for push in pushes:
-            if push.seq > self._push_floor:
-                self._send_push(push, render_push(push, zone), replay=True)
-        self._push_floor = max(self._push_floor, plan.upto)
-        for push, frame in held:
-            self.deliver(push, frame)
+_EXPIRED = SessionEndNotify(reason="expired").model_dump_json()

@@ -208,13 +208,15 @@ class Context:
         """Log the caller out; its socket stops getting pushes."""
         self._login.log_out()
 
-    def end_expired_session(self) -> None:
+    async def end_expired_session(self) -> None:
         """Log out every socket of the caller's expired token, the caller's included."""
-        self._login.end_expired_session()
+        await self._login.end_expired_session()
 
-    def end_other_sessions(self, user_id: int, token_ids: list[int] | None, reason: str) -> None:
+    async def end_other_sessions(
+        self, user_id: int, token_ids: list[int] | None, reason: str
+    ) -> None:
         """Log out the user's sockets using those tokens (all if None), but the caller's."""
-        self._login.end_other_sessions(user_id, token_ids, reason)
+        await self._login.end_other_sessions(user_id, token_ids, reason)
 
 
 def app_time(ctx: Context, ts: int) -> str:

@@ -1,4 +1,4 @@
-"""From raw frame to response frame: the one place where failures become error frames."""
+"""The request cycle, from raw frame to answer: the one place where failures become error frames."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,13 +23,12 @@ from lovewire.errors import (
 )
 from lovewire.registry import Registry, Route
 from lovewire.session import Session, TokenBucket
-from protocol.base import ErrorFrame, Request, Response, Rules
+from protocol.base import ErrorFrame, Request, Response, Rules, request_id
 
-__all__ = ["Dispatcher"]
+__all__ = ["Channel", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 
-MAX_ID_CHARS = 64
 #: A frame with more commas than this is refused unparsed (error 11): parsing costs about
 #: one object per comma, and no request comes near it (the longest text field is 1,000).
 MAX_FRAME_COMMAS = 4096
@@ -37,21 +36,24 @@ _OBJECT_START = re.compile(r"[ \t\n\r]*\{")
 _OBJECT_START_BYTES = re.compile(rb"[ \t\n\r]*\{")
 
 
+class Channel(Protocol):
+    """Where a request's answer goes: a socket's queue, or one HTTP exchange."""
+
+    @property
+    def session(self) -> Session:
+        """The caller."""
+
+    def respond(self, frame: str) -> None:
+        """Send the answer (called at most once per request)."""
+
+    async def replay(self) -> None:
+        """Send the pushes the session's new login owes (`session.replay`), or drop them."""
+
+
 def _valid_id(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, str):
-        # A lone surrogate (a JSON `\ud800` escape) cannot be written back as UTF-8.
-        return len(value) <= MAX_ID_CHARS and _encodable(value)
-    if isinstance(value, int):
-        return len(str(value)) <= MAX_ID_CHARS
-    return False
-
-
-def _encodable(text: str) -> bool:
     try:
-        text.encode()
-    except UnicodeEncodeError:
+        request_id(value)
+    except ValueError:
         return False
     return True
 
@@ -74,6 +76,14 @@ def _all_encodable(request: Request) -> bool:
     return True
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _with_id(frame: str, request_id: Any) -> str:
     if request_id is None:
         return frame
@@ -81,13 +91,34 @@ def _with_id(frame: str, request_id: Any) -> str:
 
 
 class Dispatcher:
-    """Parse, validate, authenticate, rate-limit, call the handler, render the answer."""
+    """The request cycle: parse, route, validate, authenticate, rate, handle, answer.
+
+    Both listeners call `serve` for each frame (the WebSocket's, an HTTP body); tests
+    can call it with a channel of their own, no socket needed.
+    """
 
     def __init__(self, services: Services, registry: Registry) -> None:
         self.services = services
         self.registry = registry
+        self._requests = registry.request_adapter()
 
-    async def dispatch(
+    async def serve(
+        self, raw: str | bytes, channel: Channel, *, force_type: str | None = None
+    ) -> None:
+        """One frame's whole cycle: its answer, then the pushes its request committed
+        (published after the answer, so the caller sees them in that order), then the
+        replay its login owes."""
+        session = channel.session
+        reply = await self.answer(raw, session, force_type=force_type)
+        if reply is not None:
+            channel.respond(reply)
+        if session.outbox:
+            pushes, session.outbox = session.outbox, []
+            await self.services.hub.publish(pushes)
+        if session.replay is not None:
+            await channel.replay()
+
+    async def answer(
         self, raw: str | bytes, session: Session, *, force_type: str | None = None
     ) -> str | None:
         """Answer one frame with one frame (None only for silent messages).
@@ -106,6 +137,16 @@ class Dispatcher:
             route = self.registry.get(force_type) if force_type else None
             type_ = route.response_type if route is not None else "error"
             return self.error_frame(type_, PayloadRefused("frame too complex"))
+        if force_type is None:
+            try:
+                # The frame is parsed and validated in one pass; it holds valid Unicode
+                # only (a lone surrogate escape fails as invalid JSON).
+                request = self._requests.validate_json(raw, context=self._rules())
+            except ValidationError:
+                pass  # the slow path below finds which error, and the id to echo
+            else:
+                route = self.registry.routes[request.type]
+                return await self._handle(route, request, session, wait)
         try:
             # strict=False: raw line breaks inside strings (hand-built JSON around
             # Android's line-broken base64) are read, not refused.
@@ -116,36 +157,47 @@ class Dispatcher:
             return self.error_frame("error", BadFrame())
         if force_type is not None:
             payload["type"] = force_type
-        return await self.dispatch_object(payload, session, wait=wait)
+        return await self._answer_object(payload, session, wait)
 
-    async def dispatch_object(
-        self, payload: dict[str, Any], session: Session, *, wait: float | None = None
+    async def _answer_object(
+        self, payload: dict[str, Any], session: Session, wait: float
     ) -> str | None:
-        """Answer an already parsed JSON object (`wait`: its rate check, if already taken)."""
-        if wait is None:
-            wait = self._take_request(session)
+        """Answer a parsed JSON object that the one-pass validation did not take."""
         type_ = payload.get("type")
         route = self.registry.get(type_) if isinstance(type_, str) else None
         request_id = payload.get("id")
+        echoed = request_id if _valid_id(request_id) else None
         if route is None:
             # A valid id is echoed even here: a pipelining client learns which one failed.
-            echoed = request_id if _valid_id(request_id) else None
             return _with_id(self.error_frame("error", UnknownType()), echoed)
         self.services.metrics.requests[route.type] += 1
-        ctx: Context | None = None
         try:
-            if request_id is not None and not _valid_id(request_id):
-                request_id = None
-                raise BadInput("id must be a string or an integer of at most 64 characters")
-            if "id" in payload and payload["id"] is None:
-                raise BadInput("id must not be null")
             try:
-                request = route.model.model_validate(payload, context=self._rules())
+                request = self._requests.validate_python(payload, context=self._rules())
             except ValidationError as exc:
-                raise BadInput(_describe(exc)) from None
+                raise BadInput(_describe(exc, route.type)) from None
             if not _all_encodable(request):
                 raise BadInput("a field holds a lone surrogate, which is not Unicode text")
-            ctx = Context(self.services, session)
+        except LovewireError as exc:
+            if route.silent:
+                return None
+            return _with_id(self.error_frame(route.response_type, exc), echoed)
+        return await self._handle(route, request, session, wait, counted=True)
+
+    async def _handle(
+        self,
+        route: Route,
+        request: Request,
+        session: Session,
+        wait: float,
+        *,
+        counted: bool = False,
+    ) -> str | None:
+        """Authenticate and rate a valid request, call its handler, render the answer."""
+        if not counted:
+            self.services.metrics.requests[route.type] += 1
+        ctx = Context(self.services, session)
+        try:
             await self._authenticate(route, request, ctx, session)
             if wait:
                 raise TooFrequent(wait, "too many requests on this connection or address")
@@ -153,15 +205,15 @@ class Dispatcher:
         except LovewireError as exc:
             if route.silent:
                 return None
-            return _with_id(self.error_frame(route.response_type, exc), request_id)
+            return _with_id(self.error_frame(route.response_type, exc), request.id)
         except Exception:
-            (log if ctx is None else ctx.log).exception("handler for %s failed", route.type)
+            ctx.log.exception("handler for %s failed", route.type)
             if route.silent:
                 return None
-            return _with_id(self.error_frame(route.response_type, Internal()), request_id)
+            return _with_id(self.error_frame(route.response_type, Internal()), request.id)
         if response is None:
             return None
-        return _with_id(_render(response), request_id)
+        return _with_id(_render(response), request.id)
 
     def _rules(self) -> Rules:
         """The server's rules a request's fields are checked against while validated."""
@@ -189,17 +241,11 @@ class Dispatcher:
                 ctx.act_as(login)
             return
         if session.login is not None and session.login.expires_ts <= ctx.now():
-            ctx.end_expired_session()
+            await ctx.end_expired_session()
         if route.auth == "user":
             if session.login is None:
                 raise BadToken("not logged in")
             ctx.act_as(session.login)
-
-    async def publish_outbox(self, session: Session) -> None:
-        """Deliver the pushes the session's last request committed (after its response)."""
-        if session.outbox:
-            pushes, session.outbox = session.outbox, []
-            await self.services.hub.publish(pushes)
 
     def _take_request(self, session: Session) -> float:
         """Count one request on the session's and its address's rates; 0 or the wait."""
@@ -227,7 +273,10 @@ def _render(response: Response) -> str:
     return response.model_dump_json(exclude_none=True)
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, tag: str) -> str:
     first = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "frame"
+    loc = first["loc"]
+    if loc and loc[0] == tag:  # the member of the union it was validated as
+        loc = loc[1:]
+    where = ".".join(str(p) for p in loc) or "frame"
     return f"{where}: {first['msg']}"

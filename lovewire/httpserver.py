@@ -104,6 +104,22 @@ class _Connection(RequestHandler):
             self.transport.abort()
 
 
+class _Exchange:
+    """One HTTP request as a request cycle's channel: one answer, no pushes, no replay."""
+
+    __slots__ = ("frame", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.frame: str | None = None
+
+    def respond(self, frame: str) -> None:
+        self.frame = frame
+
+    async def replay(self) -> None:
+        self.session.replay = None  # pushes reach sockets only
+
+
 class HttpServer:
     """aiohttp application with the routes of section 6."""
 
@@ -196,7 +212,7 @@ class HttpServer:
             if isinstance(conn, _Connection):
                 conn.request_arrived()
 
-    def _session(self, request: web.Request, address: Address) -> Session:
+    def _session(self, address: Address) -> Session:
         session = Session(address.key)
         # Every HTTP request of an address shares one socket's request rate, and the
         # address's own budget with its sockets.
@@ -286,12 +302,11 @@ class HttpServer:
             # The client went away (or broke the framing) mid-request: nothing to answer.
             log.debug("HTTP request not received whole: %s", type(exc).__name__)
             return web.Response(status=400)
-        session = self._session(request, address)
-        frame = await self.dispatcher.dispatch(body, session, force_type=force_type)
-        await self.dispatcher.publish_outbox(session)
-        if frame is None:
+        exchange = _Exchange(self._session(address))
+        await self.dispatcher.serve(body, exchange, force_type=force_type)
+        if exchange.frame is None:
             return web.Response(status=204)
-        return _json(frame)
+        return _json(exchange.frame)
 
     def _count_refused(self, address: Address) -> None:
         """Count a request refused before dispatch on its address's rates (section 2)."""
@@ -377,7 +392,7 @@ class HttpServer:
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": 'body must be {"msg": "..."}'}, status=400)
-        sent = self.services.hub.broadcast(SystemNotify(msg=msg).model_dump_json())
+        sent = await self.services.hub.broadcast(SystemNotify(msg=msg).model_dump_json())
         return web.json_response({"sent": sent})
 
 

@@ -14,6 +14,7 @@ from datetime import tzinfo
 from typing import Protocol
 
 from lovewire.pushes import render_push
+from lovewire.session import Session
 from lovewire.storage.records import StoredPush
 from protocol.pushes import SessionEndNotify
 
@@ -26,7 +27,8 @@ class Subscriber(Protocol):
     """An open socket, as the hub sees it (pushes reach it once it is attached to a user)."""
 
     @property
-    def token_id(self) -> int | None: ...
+    def session(self) -> Session:
+        """The socket's session: who is logged in on it, with which token."""
 
     def deliver(self, push: StoredPush, frame: str) -> None:
         """Queue a stored push (dropped if its seq was already sent)."""
@@ -66,17 +68,17 @@ class Hub(ABC):
         """
 
     @abstractmethod
-    def end_sessions(
+    async def end_sessions(
         self,
         user_id: int,
         token_ids: Iterable[int] | None,
         reason: str,
-        keep: object | None = None,
+        keep: Session | None = None,
     ) -> None:
-        """Log out the user's sockets using those tokens (all if None), but `keep`."""
+        """Log out the user's sockets using those tokens (all if None), but `keep`'s."""
 
     @abstractmethod
-    def broadcast(self, frame: str) -> int:
+    async def broadcast(self, frame: str) -> int:
         """Send an unsequenced frame to every open socket, logged in or not; return how many."""
 
     @abstractmethod
@@ -128,12 +130,12 @@ class LocalHub(Hub):
             for sub in list(subs):
                 sub.deliver(push, frame)
 
-    def end_sessions(
+    async def end_sessions(
         self,
         user_id: int,
         token_ids: Iterable[int] | None,
         reason: str,
-        keep: object | None = None,
+        keep: Session | None = None,
     ) -> None:
         subs = self._subs.get(user_id)
         if not subs:
@@ -141,12 +143,15 @@ class LocalHub(Hub):
         wanted = None if token_ids is None else set(token_ids)
         frame = SessionEndNotify.model_validate({"reason": reason}).model_dump_json()
         for sub in list(subs):
-            if sub is keep or (wanted is not None and sub.token_id not in wanted):
+            login = sub.session.login
+            if sub.session is keep or login is None:
+                continue
+            if wanted is not None and login.token_id not in wanted:
                 continue
             self.detach(user_id, sub)
             sub.end_session(frame)
 
-    def broadcast(self, frame: str) -> int:
+    async def broadcast(self, frame: str) -> int:
         subs = list(self._open)
         for sub in subs:
             sub.send_notice(frame)

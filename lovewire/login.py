@@ -40,7 +40,7 @@ class LoginMachine:
         current = self.session.login
         if current is not None and current.token_hash == token_hash:
             if current.expires_ts <= now:
-                self.end_expired_session()
+                await self.end_expired_session()
                 raise BadToken("token expired")
             return current
         async with self.store.read() as tx:
@@ -49,11 +49,11 @@ class LoginMachine:
             raise BadToken("token not valid")
         return Login(record.user_id, record.id, token_hash, record.expires_ts)
 
-    def end_expired_session(self) -> None:
+    async def end_expired_session(self) -> None:
         """Log out every socket of the session's expired token, this one included."""
         login = self.session.login
         if login is not None:
-            self.hub.end_sessions(login.user_id, [login.token_id], "expired")
+            await self.hub.end_sessions(login.user_id, [login.token_id], "expired")
             self.session.log_out()
 
     def replace_login(self, old: Login, new: Login) -> None:
@@ -72,9 +72,11 @@ class LoginMachine:
         """Forget the session's login; a live session stops getting pushes."""
         self.session.log_out()
 
-    def end_other_sessions(self, user_id: int, token_ids: list[int] | None, reason: str) -> None:
+    async def end_other_sessions(
+        self, user_id: int, token_ids: list[int] | None, reason: str
+    ) -> None:
         """Log out the user's other sockets using those tokens (all if None)."""
-        self.hub.end_sessions(user_id, token_ids, reason, keep=self.session)
+        await self.hub.end_sessions(user_id, token_ids, reason, keep=self.session)
 
     def _require(self, login: Login, live: bool) -> None:
         if self.session.login is not login:
@@ -105,6 +107,5 @@ class LoginMachine:
                 first_needed = last_seq + 1
                 if oldest is None or oldest > first_needed or upto - last_seq > MAX_REPLAY:
                     recovered = False
-        if self.session.live:
-            self.session.replay = Replay(login.user_id, last_seq, upto)
+        self.session.replay = Replay(login.user_id, last_seq, upto)
         return upto, recovered

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard, TypeVar, Union
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
 from protocol import all_messages
 from protocol.base import Request, Response, message_type
@@ -14,7 +14,7 @@ from protocol.base import Request, Response, message_type
 if TYPE_CHECKING:
     from lovewire.context import Context
 
-__all__ = ["AuthMode", "HandlerTable", "Registry", "RegistryError", "Route"]
+__all__ = ["UNKNOWN_TYPE", "AuthMode", "HandlerTable", "Registry", "RegistryError", "Route"]
 
 #: How a request's `token` is treated before its handler runs:
 #: "user": a logged-in socket or a valid token is required;
@@ -24,6 +24,9 @@ __all__ = ["AuthMode", "HandlerTable", "Registry", "RegistryError", "Route"]
 AuthMode = Literal["user", "optional", "lenient", "self"]
 
 R = TypeVar("R", bound=Request)
+
+#: The validation error type of a frame whose `type` is no routed request.
+UNKNOWN_TYPE = "unknown_type"
 Handler = Callable[["Context", Any], Awaitable[Response | None]]
 
 
@@ -118,6 +121,32 @@ class Registry:
 
     def get(self, type_: str) -> Route | None:
         return self.routes.get(type_)
+
+    def request_adapter(self) -> TypeAdapter[Request]:
+        """One validator of every routed request, chosen by the frame's `type`.
+
+        It parses JSON and validates in one pass; a frame whose `type` is missing, not a
+        string or not routed fails with the error type `unknown_type`.
+        """
+        members = tuple(Annotated[r.model, Tag(t)] for t, r in self.routes.items())
+        union: Any = Union[members]  # noqa: UP007  (a union built at run time)
+        adapter: TypeAdapter[Request] = TypeAdapter(
+            Annotated[union, Discriminator(_type_of, **_UNKNOWN)]
+        )
+        return adapter
+
+
+#: The error a frame of no routed `type` fails with.
+_UNKNOWN = {"custom_error_type": UNKNOWN_TYPE, "custom_error_message": "unknown type"}
+
+
+def _type_of(value: Any) -> str | None:
+    """A frame's `type`, the tag choosing its request model (None: no such member)."""
+    if isinstance(value, dict):
+        type_ = value.get("type")
+        if isinstance(type_, str):
+            return type_
+    return None
 
 
 def _is_response(model: object) -> TypeGuard[type[Response]]:

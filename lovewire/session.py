@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Protocol
 
 from lovewire.storage.records import StoredPush
 
-__all__ = ["Login", "Replay", "Session", "TokenBucket"]
+__all__ = ["Login", "LoginWatcher", "Replay", "Session", "TokenBucket"]
 
 _ids = itertools.count(1)
 
@@ -58,15 +59,24 @@ class TokenBucket:
         return self._level + (now - self._stamp) * self.rate >= self.rate
 
 
+class LoginWatcher(Protocol):
+    """What follows a session's login: its socket (an HTTP request's session has none)."""
+
+    def login_changed(self, previous: Login | None, current: Login | None) -> None:
+        """The session's login went from `previous` to `current` (None: logged out)."""
+
+
 class Session:
-    """The caller of a request. Plain state; the WebSocket connection extends it."""
+    """The caller of a request: plain state, owned by its socket or its HTTP request.
 
-    #: True for a WebSocket connection, which gets pushes and replays.
-    live = False
+    Logging in and out happens here and only here, whoever causes it (a request, another
+    socket's logout, expiry, eviction); the socket's `watcher` is told of each change.
+    """
 
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, watcher: LoginWatcher | None = None) -> None:
         self.id = next(_ids)
         self.addr = addr
+        self.watcher = watcher
         self.login: Login | None = None
         #: The tel this session last asked a login code for, and when (monotonic per socket).
         self.sms_tel: str | None = None
@@ -74,6 +84,8 @@ class Session:
         self.bucket: TokenBucket | None = None
         #: The request budget shared by every session of the client's address.
         self.addr_bucket: TokenBucket | None = None
+        #: The replay the last login owes, sent after its response by a socket (an HTTP
+        #: request has no pushes and drops it).
         self.replay: Replay | None = None
         #: Pushes committed by this session's request, published after its response.
         self.outbox: list[StoredPush] = []
@@ -83,10 +95,14 @@ class Session:
         return self.login.user_id if self.login else None
 
     def log_in(self, login: Login) -> None:
-        """Become logged in as login.user_id."""
-        self.login = login
+        """Become logged in as login.user_id (a new token of the same user included)."""
+        previous, self.login = self.login, login
+        if self.watcher is not None:
+            self.watcher.login_changed(previous, login)
 
     def log_out(self) -> None:
-        """Forget the login; a live session stops getting pushes."""
-        self.login = None
+        """Forget the login and the replay it owed; the socket stops getting pushes."""
+        previous, self.login = self.login, None
         self.replay = None
+        if self.watcher is not None and previous is not None:
+            self.watcher.login_changed(previous, None)

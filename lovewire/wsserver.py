@@ -15,7 +15,7 @@ from lovewire.addresses import client_address
 from lovewire.connection import WRITE_LIMIT, Connection
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
-from lovewire.ingress import FREE_BYTES, AddressBook
+from lovewire.ingress import FREE_BYTES, Address, AddressBook
 from lovewire.pushes import DeliveryRecorder
 
 __all__ = ["WsServer"]
@@ -125,14 +125,31 @@ class WsServer:
             return
         address.sockets += 1
         self.services.metrics.sockets_opened += 1
-        conn = Connection(ws, key, self.services, self.recorder)
-        conn.addr_bucket = address.requests
-        self.connections.add(conn)
-        writer = asyncio.create_task(conn.write_loop())
         loop = asyncio.get_running_loop()
         try:
-            # The frame limit follows the socket's login (Connection._set_frame_limit): a
-            # login changes it before its answer goes out, so the client can rely on it.
+            async with Connection(ws, key, self.services, self.recorder) as conn:
+                conn.session.addr_bucket = address.requests
+                self.connections.add(conn)
+                try:
+                    await self._read(ws, conn, address, loop)
+                finally:
+                    self.connections.discard(conn)
+        finally:
+            address.sockets -= 1
+
+    async def _read(
+        self,
+        ws: ServerConnection,
+        conn: Connection,
+        address: Address,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Serve the socket's frames in order, until it closes or the server stops.
+
+        The frame limit follows the socket's login (Connection._set_frame_limit): a login
+        changes it before its answer goes out, so the client can rely on it.
+        """
+        try:
             async for message in ws:
                 if self._stopping:
                     break
@@ -148,19 +165,9 @@ class WsServer:
                             break
                         if not await conn.writable():
                             continue
-                reply = await self.dispatcher.dispatch(message, conn)
-                if reply is not None:
-                    conn.send(reply)
-                await self.dispatcher.publish_outbox(conn)
-                if conn.replay is not None:
-                    await conn.run_replay()
+                await self.dispatcher.serve(message, conn)
         except ConnectionClosed:
             pass
-        finally:
-            conn.detach()
-            self.connections.discard(conn)
-            address.sockets -= 1
-            writer.cancel()
 
 
 def _size(message: str | bytes) -> int:

@@ -15,13 +15,16 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
+    PlainValidator,
     ValidationInfo,
+    WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 __all__ = [
     "MAX_ID",
+    "MAX_ID_CHARS",
     "ErrorFrame",
     "Id",
     "IdOut",
@@ -33,10 +36,13 @@ __all__ = [
     "UnsequencedNotify",
     "message_type",
     "parse_id",
+    "request_id",
     "rules_of",
 ]
 
 MAX_ID = 2**63 - 1
+#: The longest request `id`, in characters (section 1).
+MAX_ID_CHARS = 64
 
 
 def parse_id(value: Any) -> int:
@@ -168,6 +174,28 @@ class Response(BaseModel):
     err_msg: str = ""
 
 
+def request_id(value: Any) -> str | int:
+    """A request's `id` (section 1): a string or an int of at most 64 characters."""
+    if value is None:
+        raise ValueError("id must not be null")
+    if isinstance(value, str):
+        # A lone surrogate (a JSON `\ud800` escape) cannot be written back as UTF-8.
+        if len(value) <= MAX_ID_CHARS and _encodable(value):
+            return value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if len(str(value)) <= MAX_ID_CHARS:
+            return value
+    raise ValueError(f"id must be a string or an integer of at most {MAX_ID_CHARS} characters")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Request(BaseModel):
     """A client request: liberal, unknown fields are ignored."""
 
@@ -180,6 +208,14 @@ class Request(BaseModel):
     type: str
     token: Annotated[
         Annotated[str, Field(max_length=512)] | None, BeforeValidator(_empty_to_none)
+    ] = None
+    #: Echoed in the response, for clients that pipeline (never null when present).
+    id: Annotated[
+        str | int | None,
+        PlainValidator(request_id),
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "maxLength": MAX_ID_CHARS}, {"type": "integer"}]}
+        ),
     ] = None
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from lovewire.connection import Connection
 from lovewire.context import Context
 from lovewire.session import Session
-from lovewire.storage.sqlite import READERS
 from protocol.pushes import PictureLikeNotify
 from tests.conftest import Client, Server
 
@@ -229,68 +225,3 @@ async def test_gap_wider_than_a_replay_is_filled_whole(start_server: Any) -> Non
         reg = await server.register(c)
         await push(server, reg["user_id"], 1005, order="last")
         assert [p["seq"] for p in await collect(c, 1005)] == list(range(1, 1006))
-
-
-def _socket(server: Server, want: Any) -> Connection:
-    assert server.app.ws is not None
-    return next(conn for conn in server.app.ws.connections if want(conn))
-
-
-@contextlib.asynccontextmanager
-async def _readers_held(server: Server) -> AsyncIterator[None]:
-    """Hold every reader of the store, so whatever reads next waits where it is."""
-    assert server.app.services is not None
-    async with contextlib.AsyncExitStack() as stack:
-        for _ in range(READERS):
-            await stack.enter_async_context(server.app.services.store.read())
-        yield
-
-
-async def test_gap_fill_of_previous_user_stops_when_socket_logs_in_as_another(
-    server: Server,
-) -> None:
-    """A gap being filled for user A sends nothing once the socket is user B's."""
-    services = server.app.services
-    assert services is not None
-    async with server.connect() as c, server.connect() as d:
-        reg_a = await server.register(c)
-        reg_b = await server.register(d)
-        conn = _socket(server, lambda x: x.user_id == int(reg_a["user_id"]))
-        ctx = Context(services, conn)
-        login_b = await ctx.check_token(reg_b["token"])
-        async with _readers_held(server):
-            await push(server, reg_a["user_id"], 2, nickname="a", order="last")
-            filler = conn._gap_filler
-            assert filler is not None
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)  # the filler waits for a reader
-            switch = asyncio.create_task(ctx.log_in(login_b, 0))  # as auth_request does
-            await asyncio.sleep(0)  # the socket is B's; its login waits for a reader
-        await asyncio.wait([filler])
-        await switch
-        await conn.run_replay()
-        await push(server, reg_b["user_id"], nickname="b")
-        frame = await c.push()
-        assert frame["nickname"] == "b" and frame["seq"] == 1
-        assert (await c.request({"type": "ping_request"}))["success"] and c.pushes == []
-
-
-async def test_session_ended_while_replay_is_read_gets_no_replay(server: Server) -> None:
-    """A session ended while its replay is being read gets session_end_notify, no pushes."""
-    services = server.app.services
-    assert services is not None
-    async with server.connect() as a:
-        reg = await server.register(a)
-    await push(server, reg["user_id"], 2)
-    async with server.connect() as c:
-        assert (await c.request({"type": "ping_request"}))["success"]
-        conn = _socket(server, lambda x: x.login is None)
-        ctx = Context(services, conn)
-        await ctx.log_in(await ctx.check_token(reg["token"]), 0)  # as auth_request does
-        async with _readers_held(server):
-            replay = asyncio.create_task(conn.run_replay())
-            await asyncio.sleep(0)  # it waits for a reader
-            services.hub.end_sessions(int(reg["user_id"]), None, "logout")
-        await replay
-        assert await c.recv() == {"type": "session_end_notify", "reason": "logout"}
-        assert (await c.request({"type": "ping_request"}))["success"] and c.pushes == []

@@ -159,7 +159,6 @@ async def test_login_machine_checks_tokens_and_plans_replays(server: Server) -> 
         for count in (1, 2, 3):
             await ctx.push(tx, user_id, CrushNotify(count=count))
     session = Session("127.0.0.1")
-    session.live = True  # plans a replay, as a socket's session does
     machine = LoginMachine(services.store, services.hub, services.clock, session)
     with pytest.raises(BadToken):
         await machine.check_token("not-a-token")

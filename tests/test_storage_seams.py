@@ -13,6 +13,7 @@ import pytest
 
 from lovewire.config import Settings
 from lovewire.hub import LocalHub
+from lovewire.session import Session
 from lovewire.storage.backends import store_from_settings
 from lovewire.storage.errors import BackendUnavailable
 from lovewire.storage.records import StoredPush
@@ -119,6 +120,7 @@ class _Socket:
     token_id: int | None = None
 
     def __init__(self) -> None:
+        self.session = Session("127.0.0.1")
         self.queued: list[tuple[int, str]] = []
 
     def deliver(self, push: StoredPush, frame: str) -> None:
