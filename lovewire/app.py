@@ -112,9 +112,6 @@ class Lovewire:
             self.ws = WsServer(services, dispatcher, recorder, addresses)
             self.ws_port = await self.ws.start(settings.host, settings.ws_port)
             stack.push_async_callback(_close_listeners, self.ws, http, settings.shutdown_grace)
-            services.metrics.gauges["lovewire_sockets_open"] = lambda: (
-                len(self.ws.connections) if self.ws else 0
-            )
             pruner = asyncio.create_task(self._prune_forever(services))
             stack.push_async_callback(_cancel, pruner)
         except BaseException:

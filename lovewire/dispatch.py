@@ -131,7 +131,7 @@ class Dispatcher:
             # A valid id is echoed even here: a pipelining client learns which one failed.
             echoed = request_id if _valid_id(request_id) else None
             return _with_id(self.error_frame("error", UnknownType()), echoed)
-        self.services.metrics.requests[route.type] += 1
+        self.services.metrics.request(route.type)
         ctx: Context | None = None
         try:
             if request_id is not None and not _valid_id(request_id):
@@ -149,7 +149,8 @@ class Dispatcher:
             await self._authenticate(route, request, ctx, session)
             if wait:
                 raise TooFrequent(wait, "too many requests on this connection or address")
-            response = await route.handler(ctx, request)
+            with self.services.metrics.handling(route.type):
+                response = await route.handler(ctx, request)
         except LovewireError as exc:
             if route.silent:
                 return None
@@ -213,7 +214,7 @@ class Dispatcher:
 
     def error_frame(self, type_: str, exc: LovewireError) -> str:
         """The error frame answering a request of response type `type_`."""
-        self.services.metrics.errors[int(exc.error_no)] += 1
+        self.services.metrics.error(int(exc.error_no))
         frame = ErrorFrame(
             type=type_,
             error_no=int(exc.error_no),

@@ -124,7 +124,7 @@ class WsServer:
             await ws.close(CloseCode.GOING_AWAY)
             return
         address.sockets += 1
-        self.services.metrics.sockets_opened += 1
+        self.services.metrics.socket_opened()
         conn = Connection(ws, key, self.services, self.recorder)
         conn.addr_bucket = address.requests
         self.connections.add(conn)
@@ -159,6 +159,7 @@ class WsServer:
         finally:
             conn.detach()
             self.connections.discard(conn)
+            self.services.metrics.socket_closed()
             address.sockets -= 1
             writer.cancel()
 
