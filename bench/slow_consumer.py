@@ -58,7 +58,7 @@ async def _closed_slow(http_url: str) -> int:
         text = await resp.text()
     for line in text.splitlines():
         if line.startswith("lovewire_sockets_closed_slow_total "):
-            return int(line.split()[1])
+            return int(float(line.split()[1]))
     return 0
 
 

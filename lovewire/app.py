@@ -129,7 +129,6 @@ class Lovewire:
         ws = self.ws = WsServer(services, dispatcher, recorder, addresses)
         self.ws_port = await ws.start(settings.host, settings.ws_port)
         self._stack.push_async_callback(_close_listeners, ws, http, settings.shutdown_grace)
-        services.metrics.gauges["lovewire_sockets_open"] = lambda: len(ws.connections)
 
     async def stop(self) -> None:
         """Close listeners (sockets get 1001), then the hub, the SMS client and the store."""

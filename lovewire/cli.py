@@ -112,16 +112,20 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly."""
     from handlers import TABLES
     from lovewire.app import Lovewire
+    from lovewire.metrics import mark_process_dead
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Lovewire(settings, tables=TABLES) as app:
-        print(app.listening_line, flush=True)
-        log.info("%s", app.listening_line)
-        await stop.wait()
-        log.info("shutting down")
+    try:
+        async with Lovewire(settings, tables=TABLES) as app:
+            print(app.listening_line, flush=True)
+            log.info("%s", app.listening_line)
+            await stop.wait()
+            log.info("shutting down")
+    finally:
+        mark_process_dead()  # its sockets leave a shared scrape's gauges
     log.info("stopped")
 
 

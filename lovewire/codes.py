@@ -86,13 +86,13 @@ async def send_code(
     try:
         await ctx.sms.send(tel, code, sms_text(code, settings.lang))
     except SmsSendError as exc:
-        ctx.metrics.sms_failed += 1
+        ctx.metrics.sms_failed()
         ctx.log.warning("SMS to a tel failed: %s", exc)
         async with ctx.unit(check_login=False) as tx:  # undoes the send: trusts no token
             await tx.sms.delete(send_id)
             await tx.codes.delete(code_id)
         raise SmsFailed(str(exc)) from None
-    ctx.metrics.sms_sent += 1
+    ctx.metrics.sms_sent()
     if check_socket:
         ctx.code_sent_at = now
 

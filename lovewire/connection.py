@@ -125,7 +125,7 @@ class Connection:
             and not replay
             and (self.waiting_bytes + len(data) > self.max_bytes or len(self._queue) >= self.limit)
         ):
-            self.services.metrics.sockets_closed_slow += 1
+            self.services.metrics.socket_closed_slow()
             log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
             self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full")
             return
@@ -166,7 +166,7 @@ class Connection:
                     if self.waiting_bytes <= self.max_bytes:
                         self._drained.set()
                     if push is not None:
-                        self.services.metrics.pushes_sent += 1
+                        self.services.metrics.push_sent()
                         self.recorder.delivered(push.user_id, push.seq)
                 self._ready.clear()
         except ConnectionClosed:

@@ -170,7 +170,7 @@ class Dispatcher:
         if route is None:
             # A valid id is echoed even here: a pipelining client learns which one failed.
             return _with_id(self.error_frame("error", UnknownType()), echoed)
-        self.services.metrics.requests[route.type] += 1
+        self.services.metrics.request(route.type)
         try:
             try:
                 request = self._requests.validate_python(payload, context=self._rules())
@@ -195,13 +195,14 @@ class Dispatcher:
     ) -> str | None:
         """Authenticate and rate a valid request, call its handler, render the answer."""
         if not counted:
-            self.services.metrics.requests[route.type] += 1
+            self.services.metrics.request(route.type)
         ctx = Context(self.services, session)
         try:
             await self._authenticate(route, request, ctx, session)
             if wait:
                 raise TooFrequent(wait, "too many requests on this connection or address")
-            response = await route.handler(ctx, request)
+            with self.services.metrics.handling(route.type):
+                response = await route.handler(ctx, request)
         except LovewireError as exc:
             if route.silent:
                 return None
@@ -259,7 +260,7 @@ class Dispatcher:
 
     def error_frame(self, type_: str, exc: LovewireError) -> str:
         """The error frame answering a request of response type `type_`."""
-        self.services.metrics.errors[int(exc.error_no)] += 1
+        self.services.metrics.error(int(exc.error_no))
         frame = ErrorFrame(
             type=type_,
             error_no=int(exc.error_no),

@@ -16,6 +16,7 @@ from lovewire.dispatch import Dispatcher
 from lovewire.errors import PayloadRefused, TooFrequent
 from lovewire.images import MEDIA_PATH
 from lovewire.ingress import FREE_BYTES, Address, AddressBook
+from lovewire.metrics import CONTENT_TYPE_LATEST
 from lovewire.session import Session
 from protocol.pushes import SystemNotify
 
@@ -378,7 +379,7 @@ class HttpServer:
         if not self._is_admin(request):
             raise web.HTTPForbidden()
         return web.Response(
-            text=self.services.metrics.render(), content_type="text/plain", charset="utf-8"
+            body=self.services.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
     async def broadcast(self, request: web.Request) -> web.Response:

@@ -1,49 +1,194 @@
-"""Counters and gauges, rendered in the Prometheus text format."""
+"""The figures an operator scrapes from `GET /metrics`, kept by `prometheus_client`.
+
+`Metrics` is the one place the server records a figure. Each instance has its own
+registry, so several servers can run in one process.
+
+Several worker processes share one scrape when `PROMETHEUS_MULTIPROC_DIR` names a
+directory in their environment before they start (prometheus_client's multiprocess
+mode, chosen when it is imported): every process writes its figures to files there and
+`/metrics`, in whichever worker answers it, reads them all. The supervisor empties the
+directory before it starts the workers (`prepare_multiprocess_dir`) and calls
+`mark_process_dead` for a worker that died; a worker calls it itself when it stops.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["Metrics"]
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "MULTIPROCESS",
+    "REQUEST_BUCKETS",
+    "Metrics",
+    "mark_process_dead",
+    "prepare_multiprocess_dir",
+]
+
+#: True when the figures of every process sharing PROMETHEUS_MULTIPROC_DIR are scraped
+#: together (read once, like prometheus_client itself does when it is imported).
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+
+#: Upper bounds (seconds) of lovewire_request_seconds: 0.1 ms to 5 s.
+REQUEST_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+# A `_created` series beside each counter doubles the output and is not written in
+# multiprocess mode: one shape of output in both modes.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    """A few process-wide numbers an operator watches."""
+    """The server's counters, gauges and request latencies, and their rendering."""
 
     def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.errors: Counter[int] = Counter()
-        self.pushes_sent = 0
-        self.sockets_opened = 0
-        self.sockets_closed_slow = 0
-        self.sms_sent = 0
-        self.sms_failed = 0
-        self.gauges: dict[str, Callable[[], float]] = {}
+        registry = self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "lovewire_requests",
+            "Requests routed to a handler, by type.",
+            ["type"],
+            registry=registry,
+        )
+        self._seconds = Histogram(
+            "lovewire_request_seconds",
+            "Seconds a handler took to answer a request, by type.",
+            ["type"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self._errors = Counter(
+            "lovewire_errors",
+            "Error frames sent, by error_no.",
+            ["error_no"],
+            registry=registry,
+        )
+        self._pushes_sent = Counter(
+            "lovewire_pushes_sent", "Pushes written to a socket.", registry=registry
+        )
+        self._sockets_opened = Counter(
+            "lovewire_sockets_opened", "WebSockets accepted.", registry=registry
+        )
+        self._sockets_closed_slow = Counter(
+            "lovewire_sockets_closed_slow",
+            "WebSockets closed (1013) because their client did not read.",
+            registry=registry,
+        )
+        self._sockets_open = Gauge(
+            "lovewire_sockets_open",
+            "WebSockets open now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._sms_sent = Counter("lovewire_sms_sent", "SMS codes sent.", registry=registry)
+        self._sms_failed = Counter(
+            "lovewire_sms_failed", "SMS codes the gateway failed to send.", registry=registry
+        )
+        if MULTIPROCESS:
+            # Every worker's figures, read from the shared directory at each scrape; the
+            # process and platform figures are those of the worker that answers.
+            self._scraped = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._scraped)  # type: ignore[no-untyped-call]
+        else:
+            self._scraped = registry
+        ProcessCollector(registry=self._scraped)
+        PlatformCollector(registry=self._scraped)
 
-    def render(self) -> str:
-        lines = [
-            "# TYPE lovewire_requests_total counter",
-            *(
-                f'lovewire_requests_total{{type="{t}"}} {n}'
-                for t, n in sorted(self.requests.items())
-            ),
-            "# TYPE lovewire_errors_total counter",
-            *(
-                f'lovewire_errors_total{{error_no="{e}"}} {n}'
-                for e, n in sorted(self.errors.items())
-            ),
-            "# TYPE lovewire_pushes_sent_total counter",
-            f"lovewire_pushes_sent_total {self.pushes_sent}",
-            "# TYPE lovewire_sockets_opened_total counter",
-            f"lovewire_sockets_opened_total {self.sockets_opened}",
-            "# TYPE lovewire_sockets_closed_slow_total counter",
-            f"lovewire_sockets_closed_slow_total {self.sockets_closed_slow}",
-            "# TYPE lovewire_sms_sent_total counter",
-            f"lovewire_sms_sent_total {self.sms_sent}",
-            "# TYPE lovewire_sms_failed_total counter",
-            f"lovewire_sms_failed_total {self.sms_failed}",
-        ]
-        for name, read in sorted(self.gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {read()}"]
-        return "\n".join(lines) + "\n"
+    def request(self, type_: str) -> None:
+        """Count a request routed to its handler."""
+        self._requests.labels(type_).inc()
+
+    @contextmanager
+    def handling(self, type_: str) -> Iterator[None]:
+        """Time a handler answering a request of `type_` (error or not)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds.labels(type_).observe(time.perf_counter() - started)
+
+    def error(self, error_no: int) -> None:
+        """Count an error frame sent."""
+        self._errors.labels(str(error_no)).inc()
+
+    def push_sent(self) -> None:
+        self._pushes_sent.inc()
+
+    def socket_opened(self) -> None:
+        self._sockets_opened.inc()
+        self._sockets_open.inc()
+
+    def socket_closed(self) -> None:
+        self._sockets_open.dec()
+
+    def socket_closed_slow(self) -> None:
+        self._sockets_closed_slow.inc()
+
+    def sms_sent(self) -> None:
+        self._sms_sent.inc()
+
+    def sms_failed(self) -> None:
+        self._sms_failed.inc()
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's value recorded in this process (0 if none yet), for tests and tools."""
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def render(self) -> bytes:
+        """The scrape: Prometheus text (CONTENT_TYPE_LATEST), every worker's in multiprocess."""
+        return generate_latest(self._scraped)
+
+
+def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:
+    """Create `path` or empty it of the figures of an earlier run; before workers start.
+
+    Only the figure files (`*.db`) are removed: the directory should hold nothing else.
+    """
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for file in directory.glob("*.db"):
+        file.unlink(missing_ok=True)
+    return directory
+
+
+def mark_process_dead(pid: int | None = None, path: str | os.PathLike[str] | None = None) -> None:
+    """Drop the live gauges (sockets open) of a worker that stopped; its counters stay.
+
+    A worker calls it as it exits (`pid` defaults to its own); the supervisor calls it
+    for a worker that died without. Nothing to do outside multiprocess mode.
+    """
+    directory = path if path is not None else os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory is None:
+        return
+    pid = os.getpid() if pid is None else pid
+    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]

@@ -124,7 +124,7 @@ class WsServer:
             await ws.close(CloseCode.GOING_AWAY)
             return
         address.sockets += 1
-        self.services.metrics.sockets_opened += 1
+        self.services.metrics.socket_opened()
         loop = asyncio.get_running_loop()
         try:
             async with Connection(ws, key, self.services, self.recorder) as conn:
@@ -135,6 +135,7 @@ class WsServer:
                 finally:
                     self.connections.discard(conn)
         finally:
+            self.services.metrics.socket_closed()
             address.sockets -= 1
 
     async def _read(

@@ -78,6 +78,6 @@ async def test_metrics_counts_requests_and_errors(server: Server) -> None:
         await c.request({"type": "logout_request"})
     status, text = await _get(server.http_url + "/metrics")
     assert status == 200
-    assert 'lovewire_requests_total{type="logout_request"} 1' in text
-    assert 'lovewire_errors_total{error_no="5"} 1' in text
+    assert 'lovewire_requests_total{type="logout_request"} 1.0' in text
+    assert 'lovewire_errors_total{error_no="5"} 1.0' in text
     assert "lovewire_sockets_open " in text

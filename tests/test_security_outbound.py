@@ -187,7 +187,7 @@ async def test_socket_not_reading_feeds_closed_1013_memory_stays_bounded(roomy: 
             # The client reads nothing, so the server's own warning says when it gave up.
             await asyncio.wait_for(gave_up.wait(), 10)
             peak = _status("VmHWM")
-            started = metrics.requests["picture_info_request"]
+            started = metrics.value("lovewire_requests_total", type="picture_info_request")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)  # read it all, fast
             received = 0
             with pytest.raises(ConnectionClosed):
@@ -195,7 +195,7 @@ async def test_socket_not_reading_feeds_closed_1013_memory_stays_bounded(roomy: 
                     await asyncio.wait_for(stalled.recv(), 10)
                     received += 1
             assert stalled.close_code == 1013
-    assert metrics.sockets_closed_slow == 1
+    assert metrics.value("lovewire_sockets_closed_slow_total") == 1
     assert started < 16, f"{started} of {sent} feed requests were started"
     assert received <= started
     assert peak < 200 * 1024, f"VmHWM {peak // 1024} MiB (VmRSS before {rss_before // 1024})"

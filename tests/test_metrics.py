@@ -1,0 +1,143 @@
+"""`GET /metrics`: prometheus_client's figures, per server and across worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import ClientConnection, connect
+
+from lovewire.metrics import CONTENT_TYPE_LATEST, mark_process_dead, prepare_multiprocess_dir
+from tests.conftest import Server
+from tests.test_cli import Process, _serve_argv, _start
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(http_url: str) -> Samples:
+    """Every sample of one scrape, keyed by name and labels."""
+    async with aiohttp.ClientSession() as http, http.get(http_url + "/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == CONTENT_TYPE_LATEST
+        text = await resp.text()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+async def test_requests_timed_by_type_and_sms_counted(start_server: Any) -> None:
+    """Each request type has a count and a latency histogram (0.1 ms to 5 s); SMS are
+    counted sent and failed; the process and platform figures are there."""
+    server: Server = await start_server()
+    async with server.connect() as c:
+        await server.register(c)
+        for _ in range(3):
+            assert (await c.request({"type": "ping_request"}))["success"]
+        server.sms.status = 500
+        async with server.connect() as other:
+            tel = server.new_tel()
+            failed = await other.request({"type": "sms_validation_request", "tel": tel})
+            assert failed["error_no"] == 7
+            samples = await scrape(server.http_url)
+    assert value(samples, "lovewire_requests_total", type="ping_request") == 3
+    assert value(samples, "lovewire_request_seconds_count", type="ping_request") == 3
+    assert value(samples, "lovewire_request_seconds_bucket", type="ping_request", le="+Inf") == 3
+    for le in ("0.0001", "0.001", "0.01", "0.1", "1.0", "5.0"):
+        bucket = value(samples, "lovewire_request_seconds_bucket", type="ping_request", le=le)
+        assert bucket is not None, le
+    assert value(samples, "lovewire_errors_total", error_no="7") == 1
+    assert value(samples, "lovewire_sms_sent_total") == 1
+    assert value(samples, "lovewire_sms_failed_total") == 1
+    assert value(samples, "lovewire_sockets_open") == 2
+    assert value(samples, "lovewire_sockets_opened_total") == 2
+    assert value(samples, "lovewire_pushes_sent_total") == 0
+    assert value(samples, "lovewire_sockets_closed_slow_total") == 0
+    assert (value(samples, "process_resident_memory_bytes") or 0) > 0
+    assert (value(samples, "process_open_fds") or 0) > 0
+    assert value(samples, "process_cpu_seconds_total") is not None
+    assert any(name == "python_info" for name, _ in samples)
+
+
+async def test_servers_in_one_process_count_apart(start_server: Any) -> None:
+    """Two servers in one process keep their own figures; a closed socket leaves the gauge."""
+    first: Server = await start_server()
+    second: Server = await start_server()
+    async with first.connect() as c:
+        assert (await c.request({"type": "ping_request"}))["success"]
+    assert value(await scrape(first.http_url), "lovewire_requests_total", type="ping_request")
+    other = await scrape(second.http_url)
+    assert value(other, "lovewire_requests_total", type="ping_request") is None
+    assert value(other, "lovewire_sockets_opened_total") == 0
+    metrics = first.app.services.metrics  # type: ignore[union-attr]
+    await first.app.stop()  # its sockets' handlers have all ended
+    assert metrics.value("lovewire_sockets_open") == 0
+    assert metrics.value("lovewire_sockets_opened_total") == 1
+
+
+async def _pings(process: Process, count: int) -> ClientConnection:
+    """A socket to `process` that sent `count` pings, left open."""
+    ws = await connect(f"ws://127.0.0.1:{process.ws_port}")
+    for _ in range(count):
+        await ws.send('{"type":"ping_request"}')
+        assert json.loads(await ws.recv())["success"]
+    return ws
+
+
+async def test_workers_sharing_a_multiprocess_dir_scrape_as_one(tmp_path: Path) -> None:
+    """Two `lovewire serve` with one PROMETHEUS_MULTIPROC_DIR: either's scrape sums both;
+    a dead worker's open sockets leave the gauge once marked dead, its counts stay."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    (shared / "counter_1.db").write_bytes(b"an earlier run's figures")
+    prepare_multiprocess_dir(shared)
+    assert list(shared.iterdir()) == []
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = await _start(_serve_argv(tmp_path / "a"), cwd=tmp_path / "a", env=env)
+    try:
+        b = await _start(_serve_argv(tmp_path / "b"), cwd=tmp_path / "b", env=env)
+        try:
+            ws_a, ws_b = await _pings(a, 2), await _pings(b, 3)
+            for process in (a, b):
+                samples = await scrape(f"http://127.0.0.1:{process.http_port}")
+                assert value(samples, "lovewire_requests_total", type="ping_request") == 5
+                seconds = value(samples, "lovewire_request_seconds_count", type="ping_request")
+                assert seconds == 5
+                assert value(samples, "lovewire_sockets_open") == 2
+                assert value(samples, "lovewire_sockets_opened_total") == 2
+                assert (value(samples, "process_resident_memory_bytes") or 0) > 0
+            b.proc.send_signal(signal.SIGKILL)  # dies with its socket open
+            await asyncio.wait_for(b.proc.wait(), 10)
+            await ws_b.close()
+            mark_process_dead(b.proc.pid, shared)  # what the supervisor does
+            samples = await scrape(f"http://127.0.0.1:{a.http_port}")
+            assert value(samples, "lovewire_sockets_open") == 1
+            assert value(samples, "lovewire_requests_total", type="ping_request") == 5
+            await ws_a.close()
+        finally:
+            if b.proc.returncode is None:
+                b.proc.kill()
+                await b.proc.wait()
+        a.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(a.proc.wait(), 10) == 0
+    finally:
+        if a.proc.returncode is None:
+            a.proc.kill()
+            await a.proc.wait()
+    # A worker that stops marks itself dead: no live gauge of either is left.
+    assert not list(shared.glob("gauge_live*"))
+    assert list(shared.glob("counter_*.db"))
+    prepare_multiprocess_dir(shared)
+    assert not list(shared.glob("*.db"))
