@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # -- storage backend (storage) --
     #: `postgresql://...` for PostgreSQL; empty: SQLite in the data dir.
     database_url: str = ""
+    # -- several processes (section 8) --
+    #: `redis://...`: pushes, presence and limits shared by every process; empty: one process.
+    redis_url: str = ""
+    #: Processes sharing the ports (more than 1 needs database_url and redis_url).
+    workers: int = Field(1, ge=1, le=256)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
