@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # -- storage backend (storage) --
     #: `postgresql://...` for PostgreSQL; empty: SQLite in the data dir.
     database_url: str = ""
+    #: Connections each process keeps to PostgreSQL at most.
+    database_pool: int = Field(10, ge=1)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
