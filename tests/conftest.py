@@ -21,9 +21,12 @@ from lovewire.clock import ManualClock
 from lovewire.config import Settings
 from tests.helpers_postgres import pg_schema
 
-# The settings of the operator's environment must not leak into tests.
+# The settings of the operator's environment must not leak into tests; the variables
+# that steer the tests themselves (LOVEWIRE_TEST_*, LOVEWIRE_REQUIRE_SERVICES) stay.
 for _name in list(os.environ):
-    if _name.startswith("LOVEWIRE_"):
+    if _name.startswith("LOVEWIRE_") and not (
+        _name.startswith("LOVEWIRE_TEST_") or _name == "LOVEWIRE_REQUIRE_SERVICES"
+    ):
         del os.environ[_name]
 
 
