@@ -215,3 +215,39 @@ async def test_unreachable_server_is_an_oserror_and_closed_store_is_unhealthy(ur
     with pytest.raises(StoreClosed):
         async with store.read():
             pass
+
+
+async def test_units_cancelled_while_waiting_on_a_lock_keep_nothing_and_free_connections(
+    stores: tuple[PgStore, PgStore],
+) -> None:
+    """More cancelled units than the pool has connections: every connection comes back."""
+    first, second = stores
+    user = await new_user(first, "13800000001")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with first.unit() as tx:
+            await tx.push(user.id, "{}", 1)
+            holding.set()
+            await release.wait()
+
+    async def waiter(entered: asyncio.Event) -> None:
+        async with second.unit() as tx:
+            entered.set()
+            await tx.push(user.id, "{}", 1)  # waits for the holder's lock on the counter
+
+    held = asyncio.create_task(holder())
+    await holding.wait()
+    for _ in range(2 * second.pool_size):
+        entered = asyncio.Event()
+        waiting = asyncio.create_task(waiter(entered))
+        await entered.wait()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    release.set()
+    await held
+    async with second.unit() as tx:
+        assert (await tx.push(user.id, "{}", 2)).seq == 2
+    async with second.read() as tx:
+        assert [p.seq for p in await tx.pushes.after(user.id, 0, 10, 10)] == [1, 2]
