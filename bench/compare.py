@@ -17,15 +17,20 @@ interpreter's installed build is run twice. Rounds alternate the builds (A, B, A
 each on a fresh server and data dir. Per round and build:
 
 - `ping`: `ping_request` round trips through the full dispatch, from logged-in sockets;
-- `like`: `picture_like_request` then `picture_unlike_request` on pictures of other
-  users, each like a first one so that it pushes a `picture_like_notify` to the owner,
-  who stays connected and reads it (durable writes, fsynced, plus a push).
+- `like`: `picture_like_request` then `picture_unlike_request` (both counted as
+  requests) on pictures of other users. Only a user's first like of a picture pushes
+  (PROTOCOL 3.5), so each socket walks through `--pictures` pictures and every like is a
+  first one: it pushes a `picture_like_notify` to the owner, who stays connected and
+  reads it (durable writes, fsynced, plus a push). "pushes 3861/3861" checks that.
 
 The load comes from `--processes` spawned processes of `--sockets` sockets each, one
-request in flight per socket. Figures are medians over the rounds, and B/A. The clients'
-CPU is shown beside the server's: a client process near 100% of a core means the client,
-not the server, set the pace. On a small machine keep processes x sockets modest (2 x 25
-on 2 cores).
+request in flight per socket, after `--warmup` seconds of load outside the window.
+Figures are medians over the rounds, and B/A: requests a second, latency, the server's
+CPU microseconds per request. CPU% is of one core, over the window: the server's (with
+the processes it started), the busiest load generator's (near 100 means the client set
+the pace), and the rest of the machine's (`others`: anything else running makes the
+rounds noisy; rerun when it is near 0). `req/s max/min` is the spread over the rounds.
+On a small machine keep processes x sockets modest (2 x 25 on 2 cores).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import shutil
 import statistics
 import string
@@ -300,6 +306,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pythons = args.python or [sys.executable, sys.executable]
     builds = list(string.ascii_uppercase[: len(pythons)])
     info = {b: describe(p) for b, p in zip(builds, pythons, strict=True)}
+    print(f"{os.cpu_count()} cores; CPU% is of one core")
     for build, about in info.items():
         print(f"{build}: {about['python']} -> lovewire {about['version']} at {about['lovewire']}")
     runs = []
@@ -309,6 +316,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarise(runs, builds)
     print_table(summary)
     config = {k: v for k, v in vars(args).items() if k not in ("json", "python")}
+    config["cores"] = os.cpu_count()
     return {"config": config, "builds": info, "runs": [asdict(r) for r in runs], "summary": summary}
 
 
