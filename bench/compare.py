@@ -72,7 +72,8 @@ SCENARIOS = ("ping", "like")
 
 @dataclass
 class Run:
-    """One scenario on one build in one round."""
+    """One scenario on one build in one round (`owners_cpu_pct`: this process, which
+    holds the owners' sockets)."""
 
     scenario: str
     build: str
@@ -184,6 +185,8 @@ def _figures(
     scenario, build, n = key
     latencies = sorted(x for t in tallies for x in t.latencies)
     requests = sum(t.requests for t in tallies)
+    if not requests:
+        raise RuntimeError(f"{scenario} on {build}: no request answered in the window")
     share = {k: v / cpu["elapsed"] * 100 for k, v in cpu.items()}
     clients = [t.cpu / seconds * 100 for t in tallies]
     return Run(
