@@ -85,7 +85,7 @@ class Lovewire:
             sms = self._sms or gateway_from_settings(settings)
             await sms.start()
             stack.push_async_callback(sms.close)
-            hub = self._hub or hub_from_settings(settings)
+            hub = self._hub or hub_from_settings(settings, self.clock)
             await hub.start()
             stack.push_async_callback(hub.close)
             pictures = ImagePool(
