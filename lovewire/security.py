@@ -8,7 +8,10 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["CodeHasher", "hash_token", "load_secret", "new_code", "new_token"]
+__all__ = ["SECRET_BYTES", "CodeHasher", "hash_token", "load_secret", "new_code", "new_token"]
+
+#: The length of the key codes are hashed with.
+SECRET_BYTES = 32
 
 
 def new_token() -> str:
@@ -46,7 +49,7 @@ def load_secret(path: Path) -> bytes:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(SECRET_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key)
