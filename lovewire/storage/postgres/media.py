@@ -6,6 +6,7 @@ forget a picture, and a picture served over HTTP never waits behind units.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -13,7 +14,7 @@ import asyncpg
 from lovewire.media import MediaStore, is_media_path
 from lovewire.storage.errors import StoreClosed
 from lovewire.storage.postgres.repo import DRIVER_ERRORS, translate
-from lovewire.storage.postgres.store import CONNECT_TIMEOUT, unreachable
+from lovewire.storage.postgres.store import CLOSE_TIMEOUT, CONNECT_TIMEOUT, unreachable
 
 __all__ = ["MEDIA_POOL", "PgMedia"]
 
@@ -39,8 +40,12 @@ class PgMedia(MediaStore):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            pool.terminate()
 
     async def _run(self, method: str, sql: str, *args: Any) -> Any:
         pool = self._pool
