@@ -105,6 +105,13 @@ async def test_secret_is_made_once_and_kept(backend: Backend) -> None:
     """Racing first calls agree; a second store on the same settings reads the same key."""
     keys = await asyncio.gather(*(backend.store.secret() for _ in range(8)))
     assert len(set(keys)) == 1 and len(keys[0]) == 32
+    files = [p for p in backend.settings.data_dir.iterdir() if p.name != "lovewire.db"]
+    if backend.settings.database_url:
+        assert files == []
+    else:  # SQLite: beside the database, readable by its owner only, no temporary left
+        key = backend.settings.data_dir / "secret.key"
+        assert key.read_bytes() == keys[0] and key.stat().st_mode & 0o777 == 0o600
+        assert not [p for p in files if p.name.startswith(".tmp-")]
     again = store_from_settings(backend.settings)
     await again.open()
     try:
