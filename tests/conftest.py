@@ -19,8 +19,8 @@ from handlers import TABLES
 from lovewire.app import Lovewire
 from lovewire.clock import ManualClock
 from lovewire.config import Settings
-from tests.helpers_postgres import pg_schema
-from tests.helpers_redis import redis_prefix
+from tests.helpers_postgres import TEST_URL, pg_schema
+from tests.helpers_redis import TEST_REDIS_URL, redis_prefix
 
 # The settings of the operator's environment must not leak into tests; the variables
 # that steer the tests themselves (LOVEWIRE_TEST_*, LOVEWIRE_REQUIRE_SERVICES) stay.
@@ -29,6 +29,10 @@ for _name in list(os.environ):
         _name.startswith("LOVEWIRE_TEST_") or _name == "LOVEWIRE_REQUIRE_SERVICES"
     ):
         del os.environ[_name]
+
+#: The backend the end-to-end tests run on: "sqlite" (one process, the default) or
+#: "postgresql" (PostgreSQL and Redis, as several processes run).
+BACKEND = os.environ.get("LOVEWIRE_TEST_BACKEND", "sqlite")
 
 
 class SmsPlatform:
@@ -204,6 +208,8 @@ async def start_server(
     cleanup = AsyncExitStack()
 
     async def start(**overrides: Any) -> Server:
+        if BACKEND == "postgresql" and "database_url" not in overrides:
+            overrides = {"database_url": TEST_URL, "redis_url": TEST_REDIS_URL, **overrides}
         url = overrides.get("database_url", "")
         if url.startswith("postgres"):
             if url not in schemas:
@@ -235,16 +241,37 @@ async def start_server(
             await app.stop()
 
 
+#: The backends `server` and `roomy` run their tests on: each such test runs once on
+#: SQLite (one process) and once on PostgreSQL with Redis (as several processes run).
+#: With LOVEWIRE_TEST_BACKEND=postgresql every server of the suite is on PostgreSQL.
+BACKENDS = (
+    ["postgresql"]
+    if BACKEND == "postgresql"
+    else ["sqlite", pytest.param("postgresql", marks=pytest.mark.needs_services)]
+)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings of the test's backend (skips a test marked sqlite_only on another)."""
+    if request.param == "sqlite":
+        return {}
+    if request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("looks at SQLite's own files or statements")
+    return {"database_url": TEST_URL, "redis_url": TEST_REDIS_URL}
+
+
 @pytest.fixture
-async def server(start_server: Callable[..., Any]) -> Server:
-    server: Server = await start_server()
+async def server(start_server: Callable[..., Any], backend: dict[str, Any]) -> Server:
+    server: Server = await start_server(**backend)
     return server
 
 
 @pytest.fixture
-async def roomy(start_server: Callable[..., Any]) -> Server:
+async def roomy(start_server: Callable[..., Any], backend: dict[str, Any]) -> Server:
     """A server whose per-socket, SMS and posting limits leave room for many users."""
     server: Server = await start_server(
+        **backend,
         requests_per_second=1_000_000,
         sms_interval=0,
         sms_tel_hourly=10_000,

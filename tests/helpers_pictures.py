@@ -64,8 +64,13 @@ def picture(fmt: str = "JPEG", size: tuple[int, int] = (8, 6)) -> bytes:
     global _colour
     _colour += 1
     out = io.BytesIO()
-    colour = (_colour % 256, _colour // 256 % 256, 77)
-    Image.new("RGB", size, colour).save(out, format=fmt)
+    image = Image.new("RGB", size, (_colour * 53 % 256, _colour * 97 % 256, 77))
+    # Neighbouring colours may encode alike: the counter's bits, as black and white
+    # pixels, make every picture's bytes (and the server's re-encoding) differ.
+    for bit in range(min(24, size[0] * size[1])):
+        white = (_colour >> bit) & 1
+        image.putpixel((bit % size[0], bit // size[0]), (255,) * 3 if white else (0, 0, 0))
+    image.save(out, format=fmt)
     return out.getvalue()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Client, Server
 from tests.helpers_pictures import APP_TIME, FEED_SHAPE, comment, feed, shape, upload
 
@@ -111,6 +113,7 @@ async def test_feed_popular_post_shows_10_newest_and_list_pages_rest(roomy: Serv
         assert missing["error_no"] == 8
 
 
+@pytest.mark.sqlite_only
 async def test_feed_query_count_bounded_by_posts_and_comments(roomy: Server) -> None:
     """A feed costs the same few queries with 1 post or 20 posts full of comments."""
     statements: list[str] = []

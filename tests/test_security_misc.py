@@ -151,6 +151,7 @@ def _template(statement: str) -> str:
     return re.sub(r"'(?:[^']|'')*'|\bX'[0-9A-F]*'|\b\d+\b|\bNULL\b", "?", statement)
 
 
+@pytest.mark.sqlite_only
 async def test_crush_add_registered_or_not_same_statements_one_commit(server: Server) -> None:
     """Adding a registered, notice-accepting tel runs the very statements an unregistered
     tel's add runs, in one commit; only the first stores the anonymous notice."""

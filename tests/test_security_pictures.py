@@ -129,6 +129,7 @@ async def test_picture_huge_png_decoded_outside_server_rss_stays_low(
         await still_serving(server, a)
 
 
+@pytest.mark.sqlite_only
 async def test_picture_over_memory_budget_error_11_pool_keeps_serving(
     start_server: Callable[..., Any],
 ) -> None:
@@ -303,6 +304,7 @@ async def test_avatar_changes_over_daily_budget_error_6_until_day_passes(
         assert (await set_avatar(a, uri(picture())))["success"]
 
 
+@pytest.mark.sqlite_only
 async def test_avatar_replaced_file_removed_unless_still_used(
     start_server: Callable[..., Any],
 ) -> None:

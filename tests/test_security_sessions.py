@@ -347,6 +347,7 @@ async def test_expiry_timer_follows_the_login(server: Server) -> None:
     assert armed.cancelled() and conn._expiry is None and server.clock._watchers == []
 
 
+@pytest.mark.sqlite_only
 async def test_tokens_of_a_database_before_generations_stay_valid(
     start_server: Callable[..., Any], tmp_path: Any
 ) -> None:

@@ -188,6 +188,7 @@ async def test_upload_over_hourly_limit_error_6_until_hour_passes(
         assert (await upload(a))["success"]
 
 
+@pytest.mark.sqlite_only
 async def test_upload_same_client_msg_id_returns_first_result(server: Server) -> None:
     """A retried upload with the same client_msg_id posts once; another user's is separate."""
     async with server.connect() as a, server.connect() as b:

@@ -150,6 +150,9 @@ class PgPictures(PgRepo, PictureRepo):
         return [_comment(row) for row in rows]
 
     async def like(self, picture_id: int, user_id: int, now: int) -> bool:
+        # Likes and unlikes of one picture take turns, so the count each answers with is
+        # the true one after it (as with SQLite's single writer), never a stale repeat.
+        await self._lock("likes", picture_id)
         added = await self._exec(
             "INSERT INTO picture_likes (picture_id, user_id, created_ts) VALUES ($1, $2, $3)"
             " ON CONFLICT DO NOTHING",
@@ -160,6 +163,7 @@ class PgPictures(PgRepo, PictureRepo):
         return added > 0
 
     async def unlike(self, picture_id: int, user_id: int) -> bool:
+        await self._lock("likes", picture_id)
         removed = await self._exec(
             "DELETE FROM picture_likes WHERE picture_id = $1 AND user_id = $2",
             picture_id,
