@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # -- storage backend (storage) --
     #: `postgresql://...` for PostgreSQL; empty: SQLite in the data dir.
     database_url: str = ""
+    #: Connections each process keeps to PostgreSQL at most.
+    database_pool: int = Field(10, ge=1)
     # -- several processes (section 8) --
     #: `redis://...`: pushes, presence and limits shared by every process; empty: one process.
     redis_url: str = ""

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,14 @@ from handlers import TABLES
 from lovewire.app import Lovewire
 from lovewire.clock import ManualClock
 from lovewire.config import Settings
+from tests.helpers_postgres import pg_schema
 
-# The settings of the operator's environment must not leak into tests.
+# The settings of the operator's environment must not leak into tests; the variables
+# that steer the tests themselves (LOVEWIRE_TEST_*, LOVEWIRE_REQUIRE_SERVICES) stay.
 for _name in list(os.environ):
-    if _name.startswith("LOVEWIRE_"):
+    if _name.startswith("LOVEWIRE_") and not (
+        _name.startswith("LOVEWIRE_TEST_") or _name == "LOVEWIRE_REQUIRE_SERVICES"
+    ):
         del os.environ[_name]
 
 
@@ -185,11 +189,23 @@ ServerFactory = Callable[..., Any]
 async def start_server(
     tmp_path: Path, sms_platform: SmsPlatform
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Start servers on one data dir: `await start_server(**settings)`; stopped at the end."""
+    """Start servers on one data dir: `await start_server(**settings)`; stopped at the end.
+
+    `database_url=<a postgresql:// URL>` runs the server on PostgreSQL, in a schema of this
+    test's own (created at first use, dropped at the end): every server of the test given
+    the same URL shares it, as processes of one deployment do.
+    """
     running: list[Lovewire] = []
     clock = ManualClock()
+    schemas: dict[str, str] = {}
+    cleanup = AsyncExitStack()
 
     async def start(**overrides: Any) -> Server:
+        url = overrides.get("database_url", "")
+        if url.startswith("postgres"):
+            if url not in schemas:
+                schemas[url] = await cleanup.enter_async_context(pg_schema(url))
+            overrides["database_url"] = schemas[url]
         values: dict[str, Any] = {
             "host": "127.0.0.1",
             "ws_port": 0,
@@ -205,9 +221,10 @@ async def start_server(
         running.append(app)
         return Server(app, sms_platform, clock)
 
-    yield start
-    for app in reversed(running):
-        await app.stop()
+    async with cleanup:
+        yield start
+        for app in reversed(running):
+            await app.stop()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,11 +26,12 @@ from lovewire.storage.backends import store_from_settings
 from lovewire.storage.base import Store
 from lovewire.storage.errors import BackendUnavailable, ReadOnlyUnit, StoreClosed
 from lovewire.storage.records import ProfileChanges, User
+from tests.helpers_postgres import TEST_URL, pg_schema
 
 #: Store implementations and the database URL each runs on ("" is SQLite in tmp_path).
 STORES = {
     "sqlite": "",
-    "postgresql": os.environ.get("LOVEWIRE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test"),
+    "postgresql": TEST_URL,
 }
 
 T = TypeVar("T")
@@ -49,21 +51,25 @@ SERVICES = {"postgresql"}
     ]
 )
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    settings = Settings(data_dir=tmp_path, database_url=STORES[request.param])
-    try:
-        store = store_from_settings(settings)
-    except BackendUnavailable as exc:
-        pytest.skip(f"{request.param}: {exc}")  # not in this build yet
-    try:
-        await store.open()
-    except OSError as exc:
-        if os.environ.get("LOVEWIRE_REQUIRE_SERVICES"):
-            raise
-        pytest.skip(f"{request.param} not reachable: {exc}")
-    try:
-        yield store
-    finally:
-        await store.close()
+    async with AsyncExitStack() as stack:
+        url = STORES[request.param]
+        if request.param == "postgresql":
+            url = await stack.enter_async_context(pg_schema(url))  # a schema of its own
+        settings = Settings(data_dir=tmp_path, database_url=url)
+        try:
+            store = store_from_settings(settings)
+        except BackendUnavailable as exc:
+            pytest.skip(f"{request.param}: {exc}")  # not in this build yet
+        try:
+            await store.open()
+        except OSError as exc:
+            if os.environ.get("LOVEWIRE_REQUIRE_SERVICES"):
+                raise
+            pytest.skip(f"{request.param} not reachable: {exc}")
+        try:
+            yield store
+        finally:
+            await store.close()
 
 
 async def new_user(store: Store, tel: str, nickname: str = "li") -> User:

@@ -15,7 +15,8 @@ SQLITE_FILE = "lovewire.db"
 
 
 def store_from_settings(settings: Settings) -> Store:
-    """The store `settings.database_url` names: SQLite in the data dir when it is empty.
+    """The store `settings.database_url` names: SQLite in the data dir when it is empty,
+    PostgreSQL for a `postgresql://` URL.
 
     Raises `BackendUnavailable` for a URL naming no backend of this build (the message
     names the scheme only: a URL may hold a password).
@@ -27,10 +28,9 @@ def store_from_settings(settings: Settings) -> Store:
         return SqliteStore(settings.data_dir / SQLITE_FILE)
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("postgresql", "postgres"):
-        raise BackendUnavailable(
-            "LOVEWIRE_DATABASE_URL names PostgreSQL, but the PostgreSQL store is not there"
-            " yet (issue 9); leave it empty for SQLite in the data dir"
-        )
+        from lovewire.storage.postgres import PgStore
+
+        return PgStore(url, pool_size=settings.database_pool)
     raise BackendUnavailable(
         f"LOVEWIRE_DATABASE_URL: unknown database scheme {scheme!r};"
         " leave it empty for SQLite in the data dir"
