@@ -212,14 +212,14 @@ class Supervisor:
         while not self._stopping.is_set():
             started = loop.time()
             try:
-                code: int | str = await self._run_once(worker)
+                code = _status(await self._run_once(worker))
             except OSError as exc:  # no process could be started (fork, memory)
                 code = str(exc)
             if self._stopping.is_set():
                 return
             if not worker.listening.is_set():
                 self._failed = StartFailed(
-                    f"worker {worker.number} exited ({code}) before it listened; see its log"
+                    f"worker {worker.number} exited ({code}) before it listened; see its log above"
                 )
                 self._stopping.set()
                 return
@@ -254,7 +254,7 @@ class Supervisor:
         await self._forward(worker, proc)
         code = await proc.wait()
         mark_process_dead(proc.pid, self._metrics_dir)
-        log.info("worker %d (pid %d) exited: %d", worker.number, proc.pid, code)
+        log.info("worker %d (pid %d) exited: %s", worker.number, proc.pid, _status(code))
         return code
 
     async def _forward(self, worker: _Worker, proc: asyncio.subprocess.Process) -> None:
@@ -288,6 +288,14 @@ class Supervisor:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("supervising a worker failed", exc_info=task.exception())
+
+
+def _status(code: int) -> str:
+    """An exit status as a person reads it: `status 1`, `SIGKILL`."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-code).name
+    return f"status {code}"
 
 
 async def supervise(settings: Settings) -> None:

@@ -1,0 +1,291 @@
+"""`lovewire serve --workers N` (contract sections 7 and 8): real processes on real ports.
+
+Which worker serves a socket is read from the kernel: the accepted socket's inode in
+/proc/net/tcp, then the worker whose file descriptors hold it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.helpers_postgres import pg_schema
+
+LISTENING = re.compile(rb"^lovewire listening ws://([\d.]+):(\d+) http://([\d.]+):(\d+)$")
+REFUSAL = (
+    b"lovewire: several workers share state through PostgreSQL and Redis:"
+    b" set LOVEWIRE_DATABASE_URL and LOVEWIRE_REDIS_URL\n"
+)
+REDIS_URL = os.environ.get("LOVEWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: Sockets opened at most to find one served by a given worker (the kernel spreads them).
+TRIES = 100
+
+
+def _lovewire() -> list[str]:
+    script = Path(sys.executable).parent / "lovewire"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "lovewire.cli"]
+
+
+def _argv(tmp_path: Path, *flags: str) -> list[str]:
+    data = str(tmp_path / "data")
+    return [*_lovewire(), "serve", "--ws-port", "0", "--http-port", "0", "--data-dir", data, *flags]
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    return {**env, **{f"LOVEWIRE_{k.upper()}": v for k, v in settings.items()}}
+
+
+async def _run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"workers": "2"},
+        {"workers": "2", "database_url": "postgresql://127.0.0.1:5432/test"},
+        {"workers": "2", "redis_url": REDIS_URL},
+        {"workers": "3", "database_url": "sqlite:///x.db", "redis_url": REDIS_URL},
+    ],
+    ids=["neither", "postgresql-only", "redis-only", "not-postgresql"],
+)
+async def test_several_workers_need_postgresql_and_redis(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    """Without both, the start is refused with one line and status 2; nothing starts."""
+    code, out, err = await _run(_argv(tmp_path), _env(**settings), tmp_path)
+    assert (code, out, err) == (2, b"", REFUSAL)
+    assert not (tmp_path / "data").exists()
+
+
+async def test_the_flag_is_refused_the_same(tmp_path: Path) -> None:
+    """`--workers 2` is LOVEWIRE_WORKERS=2."""
+    code, out, err = await _run(_argv(tmp_path, "--workers", "2"), _env(), tmp_path)
+    assert (code, out, err) == (2, b"", REFUSAL)
+
+
+async def test_a_worker_that_cannot_start_stops_the_service(tmp_path: Path) -> None:
+    """A worker that exits before it listens (no database there) ends the start, status 1."""
+    settings = {"database_url": "postgresql://127.0.0.1:1/test", "redis_url": REDIS_URL}
+    code, out, err = await _run(_argv(tmp_path, "--workers", "2"), _env(**settings), tmp_path)
+    assert code == 1 and out == b"", err
+    last = err.splitlines()[-1]
+    assert re.fullmatch(rb"lovewire: cannot start: worker \d exited \(status 1\) before .*", last)
+    assert b"Traceback" not in err
+
+
+# -- on PostgreSQL and Redis -------------------------------------------------------------
+
+
+def _redis_reachable() -> None:
+    host, _, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError as exc:
+        if os.environ.get("LOVEWIRE_REQUIRE_SERVICES"):
+            raise
+        pytest.skip(f"Redis not reachable: {exc}")
+
+
+def _children(parent: int) -> set[int]:
+    """The live child processes of parent, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == parent and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """The processes of pids still there (running or not yet reaped)."""
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
+def _serving_pid(ws: ClientConnection, pids: set[int]) -> int | None:
+    """The worker holding the server side of ws (an IPv4 loopback socket)."""
+    client, server = ws.local_address[1], ws.remote_address[1]
+    wanted = (f"0100007F:{server:04X}", f"0100007F:{client:04X}")
+    inode = next(
+        (
+            fields[9]
+            for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines())
+            if (fields[1], fields[2]) == wanted
+        ),
+        None,
+    )
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+class Service:
+    """A supervisor started with `--workers 2`, its output read as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, data: Path) -> None:
+        self.proc = proc
+        self.data = data
+        self.ws_port = 0
+        self.http_port = 0
+        self.logs: asyncio.Queue[bytes] = asyncio.Queue()
+        assert proc.stderr is not None
+        self._reader = asyncio.create_task(self._read_logs(proc.stderr))
+
+    async def _read_logs(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            await self.logs.put(line)
+
+    async def line(self) -> bytes:
+        """The next line of the supervisor's standard output."""
+        assert self.proc.stdout is not None
+        return (await asyncio.wait_for(self.proc.stdout.readline(), 20)).rstrip(b"\n")
+
+    async def log(self, pattern: bytes) -> re.Match[bytes]:
+        """The next log line (standard error, every process's) matching pattern."""
+        while True:
+            line = await asyncio.wait_for(self.logs.get(), 20)
+            if match := re.search(pattern, line):
+                return match
+
+    def workers(self) -> set[int]:
+        return _children(self.proc.pid)
+
+    async def socket_on(self, pid: int) -> ClientConnection:
+        """A WebSocket served by worker pid: sockets are opened until the kernel picks it."""
+        others = []
+        try:
+            for _ in range(TRIES):
+                ws = await connect(f"ws://127.0.0.1:{self.ws_port}")
+                if _serving_pid(ws, {pid}) == pid:
+                    return ws
+                others.append(ws)
+        finally:
+            for other in others:
+                await other.close()
+        raise AssertionError(f"none of {TRIES} sockets was served by worker {pid}")
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """`lovewire serve --workers 2` on PostgreSQL (a schema of the test's own) and Redis."""
+    _redis_reachable()
+    async with pg_schema() as url:
+        proc = await asyncio.create_subprocess_exec(
+            *_argv(tmp_path, "--workers", "2", "--lang", "en"),
+            cwd=tmp_path,
+            env=_env(database_url=url, redis_url=REDIS_URL),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        service = Service(proc, tmp_path / "data")
+        try:
+            first = await asyncio.wait_for(service.line(), 30)
+            match = LISTENING.match(first)
+            assert match, first
+            service.ws_port, service.http_port = int(match.group(2)), int(match.group(4))
+            yield service
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 30)
+            service._reader.cancel()
+
+
+async def _request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
+    await ws.send(json.dumps(frame))
+    answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert isinstance(answer, dict)
+    return answer
+
+
+@pytest.mark.needs_services
+async def test_two_workers_serve_both_ports_on_one_database(service: Service) -> None:
+    """Each worker serves sockets; a login on one is a session on the other."""
+    workers = service.workers()
+    assert len(workers) == 2
+    first, second = sorted(workers)
+    async with await service.socket_on(first) as a, await service.socket_on(second) as b:
+        tel = "13800000001"
+        sent = await _request(a, {"type": "sms_validation_request", "tel": tel})
+        assert sent["success"], sent
+        printed = await service.line()  # the console provider's line, passed on unchanged
+        assert printed.startswith(f"lovewire sms to {tel}: code ".encode()), printed
+        code = printed.rsplit(b" ", 1)[1].decode()
+        ticket = await _request(a, {"type": "sms_validation_code", "code": code})
+        assert ticket["success"] and ticket["registered"] is False, ticket
+        info = {"nickname": "zhang", "sex": 1, "birthday": "1995-3-21"}
+        user = await _request(a, {"type": "user_register_info", "token": ticket["token"], **info})
+        assert user["success"], user
+        auth = await _request(b, {"type": "auth_request", "token": user["token"], "last_seq": 0})
+        assert auth["success"] and auth["user_id"] == user["user_id"], auth
+        wrong = await _request(b, {"type": "no_such_request"})
+        assert wrong["success"] is False and wrong["err_msg"].isascii()  # --lang en, passed on
+    async with aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{service.http_port}"
+        async with http.get(f"{base}/healthz") as resp:
+            assert resp.status == 200
+        async with http.get(f"{base}/metrics") as resp:
+            assert resp.status == 200 and "lovewire_sockets_opened_total" in await resp.text()
+    # Both workers write their figures where every scrape reads them (multiprocess mode).
+    written = {int(f.stem.rsplit("_", 1)[1]) for f in (service.data / "metrics").glob("*.db")}
+    assert workers <= written
+
+
+@pytest.mark.needs_services
+async def test_a_killed_worker_is_restarted_then_sigterm_stops_all(service: Service) -> None:
+    """SIGKILL: the worker is replaced and serves; SIGTERM: sockets get 1001, status 0."""
+    before = service.workers()
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    await service.log(rb"worker \d exited unexpectedly \(SIGKILL\)")
+    # Its share of the live gauges is dropped from the shared scrape.
+    assert not list((service.data / "metrics").glob(f"gauge_live*_{victim}.db"))
+    while True:
+        match = await service.log(rb"lovewire\[(\d+)\]: lovewire listening ")
+        if int(match.group(1)) not in before:
+            break
+    new = int(match.group(1))
+    assert service.workers() == before - {victim} | {new}
+    ws = await service.socket_on(new)
+    assert (await _request(ws, {"type": "ping_request"}))["success"]
+    workers = service.workers()
+    service.proc.send_signal(signal.SIGTERM)
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 20)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert await asyncio.wait_for(service.proc.wait(), 30) == 0
+    assert not _alive(workers)
