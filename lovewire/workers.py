@@ -144,7 +144,7 @@ class Supervisor:
         self.http_port = 0
         self.workers = [_Worker(n) for n in range(1, settings.workers + 1)]
         self._stopping = asyncio.Event()
-        self._failed: StartFailed | None = None
+        self._failed: BaseException | None = None
         self._env: dict[str, str] = {}
         self._metrics_dir = Path()
 
@@ -178,6 +178,8 @@ class Supervisor:
                 settings, self.ws_port, self.http_port, self._metrics_dir
             )
             tasks = [asyncio.create_task(self._keep(w)) for w in self.workers]
+            for task in tasks:
+                task.add_done_callback(self._kept)
             try:
                 await self._serve()
             finally:
@@ -185,6 +187,12 @@ class Supervisor:
                 await self._stop_workers(tasks)
         if self._failed is not None:
             raise self._failed
+
+    def _kept(self, task: asyncio.Task[None]) -> None:
+        """A slot's task ended: if it failed, the service stops (a fault of this module)."""
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+            self._stopping.set()
 
     async def _serve(self) -> None:
         ready = asyncio.create_task(self._all_listening())
@@ -262,7 +270,14 @@ class Supervisor:
         assert proc.stdout is not None
         listened = False
         out = sys.stdout.buffer
-        while line := await proc.stdout.readline():
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # a line past the stream's limit, dropped by it
+                log.warning("worker %d wrote a line too long to pass on", worker.number)
+                continue
+            if not line:
+                return
             if line.startswith(LISTENING) and not listened:
                 listened = True
                 worker.listening.set()
@@ -276,18 +291,13 @@ class Supervisor:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        done, pending = await asyncio.wait(
-            tasks, timeout=self.settings.shutdown_grace + KILL_MARGIN
-        )
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace + KILL_MARGIN)
         if pending:
             for pid in self.pids():
                 log.warning("worker pid %d still running after the grace: killed", pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            done, _ = await asyncio.wait(pending)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("supervising a worker failed", exc_info=task.exception())
+            await asyncio.wait(pending)
 
 
 def _status(code: int) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -22,6 +23,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from lovewire.config import Settings
+from lovewire.workers import worker_environment
 from tests.helpers_postgres import pg_schema
 
 LISTENING = re.compile(rb"^lovewire listening ws://([\d.]+):(\d+) http://([\d.]+):(\d+)$")
@@ -93,6 +96,32 @@ async def test_a_worker_that_cannot_start_stops_the_service(tmp_path: Path) -> N
     assert b"Traceback" not in err
 
 
+def test_workers_get_every_setting_through_their_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's settings, read from the environment it is given, are the supervisor's."""
+    settings = Settings(
+        data_dir=tmp_path,
+        trusted_proxies="10.0.0.1, 10.0.0.2",
+        sms_international=True,
+        shutdown_grace=2.5,
+        lang="en",
+        admin_token="s3cret",
+        database_url="postgresql://u:p@db/lovewire",
+        redis_url=REDIS_URL,
+        workers=3,
+    )
+    env = worker_environment(settings, 1111, 2222, tmp_path / "metrics")
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "metrics")
+    assert "LOVEWIRE_CONFIG" not in env and "NOTIFY_SOCKET" not in env
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    expected = settings.model_dump() | {"ws_port": 1111, "http_port": 2222}
+    assert Settings().model_dump() == expected
+
+
 # -- on PostgreSQL and Redis -------------------------------------------------------------
 
 
@@ -156,9 +185,11 @@ def _serving_pid(ws: ClientConnection, pids: set[int]) -> int | None:
 class Service:
     """A supervisor started with `--workers 2`, its output read as it comes."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, data: Path) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, data: Path, notify: socket.socket) -> None:
         self.proc = proc
         self.data = data
+        #: Where systemd would hear from it (NOTIFY_SOCKET).
+        self.notify = notify
         self.ws_port = 0
         self.http_port = 0
         self.logs: asyncio.Queue[bytes] = asyncio.Queue()
@@ -203,26 +234,33 @@ class Service:
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     """`lovewire serve --workers 2` on PostgreSQL (a schema of the test's own) and Redis."""
     _redis_reachable()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.setblocking(False)
+    name = f"lovewire-test-{secrets.token_hex(8)}"
+    notify.bind(f"\0{name}")  # an abstract address, `@name` in NOTIFY_SOCKET
     async with pg_schema() as url:
         proc = await asyncio.create_subprocess_exec(
             *_argv(tmp_path, "--workers", "2", "--lang", "en"),
             cwd=tmp_path,
-            env=_env(database_url=url, redis_url=REDIS_URL),
+            env={**_env(database_url=url, redis_url=REDIS_URL), "NOTIFY_SOCKET": f"@{name}"},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        service = Service(proc, tmp_path / "data")
+        service = Service(proc, tmp_path / "data", notify)
         try:
             first = await asyncio.wait_for(service.line(), 30)
             match = LISTENING.match(first)
             assert match, first
             service.ws_port, service.http_port = int(match.group(2)), int(match.group(4))
+            ready = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(notify, 64), 10)
+            assert ready == b"READY=1"
             yield service
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(proc.wait(), 30)
             service._reader.cancel()
+            notify.close()
 
 
 async def _request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +305,10 @@ async def test_two_workers_serve_both_ports_on_one_database(service: Service) ->
 
 @pytest.mark.needs_services
 async def test_a_killed_worker_is_restarted_then_sigterm_stops_all(service: Service) -> None:
-    """SIGKILL: the worker is replaced and serves; SIGTERM: sockets get 1001, status 0."""
+    """SIGKILL: the worker is replaced and serves; SIGTERM: sockets get 1001, status 0.
+
+    The supervisor tells systemd it is stopping; every worker is gone when it exits.
+    """
     before = service.workers()
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
@@ -289,3 +330,4 @@ async def test_a_killed_worker_is_restarted_then_sigterm_stops_all(service: Serv
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert await asyncio.wait_for(service.proc.wait(), 30) == 0
     assert not _alive(workers)
+    assert service.notify.recv(64) == b"STOPPING=1"
