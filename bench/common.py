@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import resource
 import sys
@@ -52,6 +53,7 @@ class BenchServer:
     ws_url: str
     http_url: str
     codes: dict[str, asyncio.Future[str]]
+    data_dir: str = ""
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -59,15 +61,58 @@ class BenchServer:
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the server and the processes it started, alive."""
+        return sum(_cpu_seconds(pid) for pid in _descendants(self.proc.pid))
+
     async def stop(self) -> None:
         self.proc.terminate()
         await self.proc.wait()
 
 
-async def start_server(*extra: str) -> BenchServer:
+def machine_cpu_seconds() -> float:
+    """CPU seconds spent so far by the whole machine, all cores and processes together."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    # user nice system idle iowait irq softirq steal: all but idle and iowait is work.
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    """`root` and every live process below it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime: fields 14 and 15 of proc(5), counted after the ")" of the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_server(*extra: str, python: str | None = None) -> BenchServer:
+    """Start `lovewire serve` on free ports with a fresh data dir and `BENCH_FLAGS`.
+
+    `python` is the interpreter to run it with (default: this one). A given interpreter
+    runs in the data dir, so that it imports its own installed build of lovewire, never
+    the sources of the current directory.
+    """
     data = tempfile.mkdtemp(prefix="lovewire-bench-")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
+        python or sys.executable,
         "-m",
         "lovewire.cli",
         "serve",
@@ -81,12 +126,13 @@ async def start_server(*extra: str) -> BenchServer:
         *extra,
         stdout=asyncio.subprocess.PIPE,
         limit=2**20,
+        cwd=data if python else None,
     )
     assert proc.stdout is not None
     match = LISTENING.match((await proc.stdout.readline()).decode().strip())
     assert match, "server did not start"
     server = BenchServer(
-        proc, f"ws://127.0.0.1:{match.group(2)}", f"http://127.0.0.1:{match.group(4)}", {}
+        proc, f"ws://127.0.0.1:{match.group(2)}", f"http://127.0.0.1:{match.group(4)}", {}, data
     )
     asyncio.get_running_loop().create_task(_read_codes(server))
     return server

@@ -14,7 +14,7 @@ from lovewire.config import Settings
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.httpserver import HttpServer
-from lovewire.hub import Hub, LocalHub
+from lovewire.hub import Hub, hub_from_settings
 from lovewire.imagepool import ImagePool
 from lovewire.ingress import AcceptErrorLog, AddressBook
 from lovewire.pushes import DeliveryRecorder
@@ -88,7 +88,7 @@ class Lovewire:
             sms = self._sms or gateway_from_settings(settings)
             await sms.start()
             stack.push_async_callback(sms.close)
-            hub = self._hub or LocalHub(settings.zone, settings.sockets_per_user)
+            hub = self._hub or hub_from_settings(settings)
             await hub.start()
             stack.push_async_callback(hub.close)
             pictures = ImagePool(

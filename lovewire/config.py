@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     # -- several processes (section 8) --
     #: `redis://...`: pushes, presence and limits shared by every process; empty: one process.
     redis_url: str = ""
+    #: Prefix of every Redis key and channel (deployments sharing one Redis differ here).
+    redis_prefix: str = "lovewire:"
     #: Processes sharing the ports (more than 1 needs database_url and redis_url).
     workers: int = Field(1, ge=1, le=256)
 

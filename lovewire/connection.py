@@ -195,6 +195,29 @@ class Connection:
             self.check_expiry()
             return
         self._send_all(self.pushes.live(push, frame))
+        self._read_gaps_soon()
+
+    def catch_up(self) -> None:
+        if self.pushes.user_id is not None and self._gap_reader is None:
+            self._gap_reader = asyncio.get_running_loop().create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Learn the user's current seq, then read what this socket has not got."""
+        user_id = self.pushes.user_id
+        try:
+            async with self.services.store.read() as tx:
+                upto = await tx.pushes.current_seq(user_id) if user_id else 0
+        except Exception:
+            log.exception("conn %s: could not read the current seq", self.id)
+            return
+        finally:
+            if self._gap_reader is asyncio.current_task():
+                self._gap_reader = None
+        if self.pushes.user_id == user_id:
+            self.pushes.expect(upto)
+            self._read_gaps_soon()
+
+    def _read_gaps_soon(self) -> None:
         if self.pushes.gap is not None and self._gap_reader is None:
             self._gap_reader = asyncio.get_running_loop().create_task(self._read_gaps())
 

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from datetime import tzinfo
 from typing import Protocol
 
+from lovewire.config import Settings
 from lovewire.pushes import render_push
 from lovewire.session import Session
 from lovewire.storage.records import StoredPush
 from protocol.pushes import SessionEndNotify
 
-__all__ = ["Hub", "LocalHub", "Subscriber"]
+__all__ = ["Hub", "LocalHub", "Subscriber", "hub_from_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ class Subscriber(Protocol):
 
     def evict(self) -> None:
         """Close the socket: its user has too many."""
+
+    def catch_up(self) -> None:
+        """Send the user's stored pushes this socket has not got yet.
+
+        For pushes a networked hub may have missed (its bus was down meanwhile).
+        """
 
 
 class Hub(ABC):
@@ -81,8 +88,14 @@ class Hub(ABC):
     async def broadcast(self, frame: str) -> int:
         """Send an unsequenced frame to every open socket, logged in or not; return how many."""
 
-    @abstractmethod
-    def sockets_of(self, user_id: int) -> int: ...
+    async def joined(self, session: Session) -> None:
+        """The session's socket was attached to its user: return once pushes published
+        for that user anywhere reach it (a networked hub subscribes), and once the
+        user's sockets are counted everywhere (the oldest beyond the limit is closed).
+
+        Called after the login, before the user's current seq is read for a replay.
+        Nothing to wait for in one process, nor for a session with no socket.
+        """
 
     async def start(self) -> None:
         """Connect what a hub needs."""
@@ -123,12 +136,7 @@ class LocalHub(Hub):
 
     async def publish(self, pushes: Iterable[StoredPush]) -> None:
         for push in pushes:
-            subs = self._subs.get(push.user_id)
-            if not subs:
-                continue
-            frame = render_push(push, self.zone)
-            for sub in list(subs):
-                sub.deliver(push, frame)
+            self.deliver(push)
 
     async def end_sessions(
         self,
@@ -137,6 +145,29 @@ class LocalHub(Hub):
         reason: str,
         keep: Session | None = None,
     ) -> None:
+        self.end_local_sessions(user_id, token_ids, reason, keep)
+
+    async def broadcast(self, frame: str) -> int:
+        return self.notify_all(frame)
+
+    # -- the same, in one step: for a networked hub handing on another process's message --
+
+    def deliver(self, push: StoredPush) -> None:
+        """Queue a committed push for the user's sockets here (the frame rendered once)."""
+        subs = self._subs.get(push.user_id)
+        if subs:
+            frame = render_push(push, self.zone)
+            for sub in list(subs):
+                sub.deliver(push, frame)
+
+    def end_local_sessions(
+        self,
+        user_id: int,
+        token_ids: Iterable[int] | None,
+        reason: str,
+        keep: Session | None = None,
+    ) -> None:
+        """Log out the user's sockets here using those tokens (all if None), but `keep`'s."""
         subs = self._subs.get(user_id)
         if not subs:
             return
@@ -151,15 +182,28 @@ class LocalHub(Hub):
             self.detach(user_id, sub)
             sub.end_session(frame)
 
-    async def broadcast(self, frame: str) -> int:
+    def notify_all(self, frame: str) -> int:
+        """Queue an unsequenced frame for every open socket here; return how many."""
         subs = list(self._open)
         for sub in subs:
             sub.send_notice(frame)
         return len(subs)
 
-    def sockets_of(self, user_id: int) -> int:
-        return len(self._subs.get(user_id, ()))
+    def subscribers(self, user_id: int) -> list[Subscriber]:
+        """The user's sockets in this process, oldest first."""
+        return list(self._subs.get(user_id, ()))
 
     @property
     def users_online(self) -> int:
         return len(self._subs)
+
+
+def hub_from_settings(settings: Settings) -> Hub:
+    """The hub `settings.redis_url` names: Redis between processes, or this process alone."""
+    if settings.redis_url:
+        from lovewire.redishub import RedisHub
+
+        return RedisHub(
+            settings.redis_url, settings.redis_prefix, settings.zone, settings.sockets_per_user
+        )
+    return LocalHub(settings.zone, settings.sockets_per_user)

@@ -94,6 +94,7 @@ class LoginMachine:
         logged in. BadToken (and logged out) if it is no longer live.
         """
         self.session.log_in(login)
+        await self.hub.joined(self.session)
         async with self.store.read() as tx:
             upto = await tx.pushes.current_seq(login.user_id)
             oldest = await tx.pushes.oldest_seq(login.user_id)

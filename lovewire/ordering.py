@@ -39,7 +39,7 @@ class Gap(NamedTuple):
 class PushOrder:
     """The push bookkeeping of one socket: its user, the last seq sent, what waits."""
 
-    __slots__ = ("_early", "_floor", "_held", "user_id")
+    __slots__ = ("_early", "_floor", "_held", "_known", "user_id")
 
     def __init__(self) -> None:
         #: The user whose pushes this socket gets; None while it is not logged in.
@@ -50,6 +50,8 @@ class PushOrder:
         self._held: list[tuple[StoredPush, str]] | None = None
         #: Pushes that arrived ahead of an earlier one, by seq.
         self._early: dict[int, tuple[StoredPush, str]] = {}
+        #: The highest seq known to be stored (`expect`): what is above the floor is owed.
+        self._known = 0
 
     @property
     def floor(self) -> int:
@@ -72,6 +74,7 @@ class PushOrder:
         """The socket logged out (or is gone): forget everything."""
         self.user_id = None
         self._floor = 0
+        self._known = 0
         self._held = None
         self._early.clear()
 
@@ -112,12 +115,24 @@ class PushOrder:
         self._release_early(out)
         return out
 
+    def expect(self, upto: int) -> None:
+        """The store holds the user's pushes up to `upto`: any not sent yet are a gap.
+
+        For pushes that may have been missed live (the bus between processes was down).
+        """
+        self._known = max(self._known, upto)
+
     @property
     def gap(self) -> Gap | None:
-        """The seqs missing before the earliest kept push, to read from the store."""
-        if self.user_id is None or self._held is not None or not self._early:
+        """The seqs missing before the earliest kept push (or up to the highest known
+        to be stored), to read from the store."""
+        if self.user_id is None or self._held is not None:
             return None
-        return Gap(self.user_id, self._floor, min(self._early) - 1)
+        if self._early:
+            return Gap(self.user_id, self._floor, min(self._early) - 1)
+        if self._known > self._floor:
+            return Gap(self.user_id, self._floor, self._known)
+        return None
 
     def filled(
         self, gap: Gap, pushes: Iterable[tuple[StoredPush, str]], *, complete: bool

@@ -20,6 +20,7 @@ from lovewire.app import Lovewire
 from lovewire.clock import ManualClock
 from lovewire.config import Settings
 from tests.helpers_postgres import pg_schema
+from tests.helpers_redis import redis_prefix
 
 # The settings of the operator's environment must not leak into tests; the variables
 # that steer the tests themselves (LOVEWIRE_TEST_*, LOVEWIRE_REQUIRE_SERVICES) stay.
@@ -193,11 +194,13 @@ async def start_server(
 
     `database_url=<a postgresql:// URL>` runs the server on PostgreSQL, in a schema of this
     test's own (created at first use, dropped at the end): every server of the test given
-    the same URL shares it, as processes of one deployment do.
+    the same URL shares it, as processes of one deployment do. `redis_url=...` likewise
+    gives the test's servers a Redis key prefix of their own (keys deleted at the end).
     """
     running: list[Lovewire] = []
     clock = ManualClock()
     schemas: dict[str, str] = {}
+    prefixes: dict[str, str] = {}
     cleanup = AsyncExitStack()
 
     async def start(**overrides: Any) -> Server:
@@ -206,6 +209,11 @@ async def start_server(
             if url not in schemas:
                 schemas[url] = await cleanup.enter_async_context(pg_schema(url))
             overrides["database_url"] = schemas[url]
+        redis = overrides.get("redis_url", "")
+        if redis and "redis_prefix" not in overrides:
+            if redis not in prefixes:
+                prefixes[redis] = await cleanup.enter_async_context(redis_prefix(redis))
+            overrides["redis_prefix"] = prefixes[redis]
         values: dict[str, Any] = {
             "host": "127.0.0.1",
             "ws_port": 0,

@@ -139,3 +139,16 @@ def test_a_new_token_of_the_same_user_keeps_what_was_sent() -> None:
 def test_logged_out_socket_sends_no_push() -> None:
     order = PushOrder()
     assert order.live(*push(1)) == [] and order.gap is None
+
+
+def test_pushes_known_to_be_stored_are_a_gap_to_read() -> None:
+    """After the bus between processes was down: what the store holds beyond the floor."""
+    order = logged_in()
+    assert seqs(order.live(*push(1))) == [1]
+    order.expect(3)
+    gap = order.gap
+    assert gap == Gap(USER, 1, 3)
+    assert seqs(order.filled(gap, [push(2), push(3)], complete=True)) == [2, 3]
+    assert order.gap is None
+    order.expect(2)  # older news changes nothing
+    assert order.gap is None

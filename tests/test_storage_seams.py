@@ -138,6 +138,8 @@ class _Socket:
 
     def evict(self) -> None: ...
 
+    def catch_up(self) -> None: ...
+
 
 def test_local_hub_publish_is_a_coroutine_that_never_suspends() -> None:
     """`publish` is awaited by its callers, yet queues every frame in one step, waiting on

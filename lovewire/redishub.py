@@ -1,0 +1,374 @@
+"""The push hub of several processes: Redis pub/sub between them (contract section 8).
+
+Each process keeps its own sockets in a `LocalHub` and subscribes, on one pub/sub
+connection, to the channel of every user it has a socket of (`{prefix}u:{user_id}`),
+to its own channel (`{prefix}p:{process}`) and to the announcements (`{prefix}all`). A
+push committed anywhere is published once, on its user's channel: Redis hands it to the
+processes holding that user's sockets and to no other. Session ends go the same way;
+announcements go to every process. Sockets per user are counted across processes in a
+sorted set per user (`{prefix}s:{user_id}`, oldest first); a process closes the oldest
+beyond the limit, wherever it is, through that socket's process channel.
+
+Redis going away costs no push: every push is stored first. Publishing then only skips
+the bus, and the listener reconnects by itself with a backoff; once back, each local
+socket reads from the store what it may have missed (`Subscriber.catch_up`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import tzinfo
+from typing import Any
+
+from redis import asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from lovewire.hub import Hub, LocalHub, Subscriber
+from lovewire.session import Session
+from lovewire.storage.records import StoredPush
+
+__all__ = ["RedisHub"]
+
+log = logging.getLogger(__name__)
+
+#: A process is deemed gone when its heartbeat key is this old (seconds).
+HEARTBEAT_TTL = 30
+HEARTBEAT_EVERY = 10.0
+#: The longest a login waits for its user's channel to be subscribed.
+SUBSCRIBE_WAIT = 2.0
+#: Reconnection backoff, seconds.
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 2.0
+#: At most one line a minute says that Redis commands fail.
+FAILURE_LOG_EVERY = 60.0
+#: Redis commands give up after this long (a partitioned Redis must not hold requests).
+COMMAND_TIMEOUT = 2.0
+
+
+class RedisHub(Hub):
+    """This process's sockets (a `LocalHub`), and Redis between the processes."""
+
+    def __init__(self, url: str, prefix: str, zone: tzinfo, sockets_per_user: int) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.sockets_per_user = sockets_per_user
+        self.local = LocalHub(zone, sockets_per_user)
+        #: This process, as other processes name it.
+        self.process = secrets.token_hex(8)
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: PubSub | None = None
+        #: Channels this process wants, and the futures of logins waiting for one.
+        self._wanted: set[str] = set()
+        self._subscribed: set[str] = set()
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        #: Local sockets attached to a user, by their name across processes.
+        self._members: dict[str, Subscriber] = {}
+        #: Work for the bus that a synchronous caller cannot await (unsubscribe, forget).
+        self._chores: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+        self._up = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        #: True once Redis was lost: its return makes the local sockets catch up.
+        self._ever_lost = False
+        self._failed_logged = -FAILURE_LOG_EVERY
+
+    # -- channels and keys ---------------------------------------------------------------
+
+    def _user_channel(self, user_id: int) -> str:
+        return f"{self.prefix}u:{user_id}"
+
+    def _process_channel(self, process: str) -> str:
+        return f"{self.prefix}p:{process}"
+
+    @property
+    def _all_channel(self) -> str:
+        return f"{self.prefix}all"
+
+    def _sockets_key(self, user_id: int) -> str:
+        return f"{self.prefix}s:{user_id}"
+
+    def _alive_key(self, process: str) -> str:
+        return f"{self.prefix}alive:{process}"
+
+    def _member(self, session: Session) -> str:
+        return f"{self.process}:{session.id}"
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._redis = aioredis.from_url(
+            self.url,
+            socket_timeout=COMMAND_TIMEOUT,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            health_check_interval=HEARTBEAT_EVERY,
+            # A pooled connection that died with a Redis restart is replaced, once.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        self._wanted |= {self._all_channel, self._process_channel(self.process)}
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._listen(), name="lovewire-bus-listen"),
+            loop.create_task(self._chores_loop(), name="lovewire-bus-chores"),
+            loop.create_task(self._heartbeat(), name="lovewire-bus-heartbeat"),
+        ]
+        # Start connected if Redis is there; if not, serve anyway and keep trying.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._up.wait(), SUBSCRIBE_WAIT)
+        if not self._up.is_set():
+            log.warning("Redis not reachable yet: serving this process alone meanwhile")
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.delete(self._alive_key(self.process))
+            await self._redis.aclose()
+            self._redis = None
+
+    # -- the local sockets ---------------------------------------------------------------
+
+    def register(self, sub: Subscriber) -> None:
+        self.local.register(sub)
+
+    def unregister(self, sub: Subscriber) -> None:
+        self.local.unregister(sub)
+
+    def attach(self, user_id: int, sub: Subscriber) -> None:
+        first = not self.local.subscribers(user_id)
+        self._members[self._member(sub.session)] = sub
+        self.local.attach(user_id, sub)
+        if first:
+            channel = self._user_channel(user_id)
+            self._wanted.add(channel)
+            self._chores.put_nowait(("subscribe", channel, ""))
+
+    def detach(self, user_id: int, sub: Subscriber) -> None:
+        member = self._member(sub.session)
+        if self._members.get(member) is not sub:
+            return
+        del self._members[member]
+        self.local.detach(user_id, sub)
+        self._chores.put_nowait(("forget", self._sockets_key(user_id), member))
+        if not self.local.subscribers(user_id):
+            channel = self._user_channel(user_id)
+            self._wanted.discard(channel)
+            self._chores.put_nowait(("unsubscribe", channel, ""))
+
+    async def joined(self, session: Session) -> None:
+        login = session.login
+        if login is None or self._member(session) not in self._members or self._redis is None:
+            return
+        channel = self._user_channel(login.user_id)
+        if self._up.is_set() and channel not in self._subscribed:
+            waiter = self._waiting.get(channel)
+            if waiter is None:
+                waiter = self._waiting[channel] = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_WAIT)
+        try:
+            await self._count_sockets(login.user_id, session)
+        except (RedisError, OSError) as exc:
+            self._failed("socket count", exc)
+
+    async def _count_sockets(self, user_id: int, session: Session) -> None:
+        """Add the socket to its user's sockets everywhere; close the oldest beyond the limit."""
+        assert self._redis is not None
+        key = self._sockets_key(user_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {self._member(session): time.time()})
+            pipe.expire(key, 7 * 86400)
+            pipe.zrange(key, 0, -1)
+            *_, raw_members = await pipe.execute()
+        members = [m.decode() for m in raw_members]
+        processes = sorted({m.split(":", 1)[0] for m in members})
+        alive_flags = await self._redis.mget([self._alive_key(p) for p in processes])
+        alive = {p for p, flag in zip(processes, alive_flags, strict=True) if flag}
+        alive.add(self.process)
+        gone = [m for m in members if m.split(":", 1)[0] not in alive]
+        live = [m for m in members if m.split(":", 1)[0] in alive]
+        excess = live[: max(0, len(live) - self.sockets_per_user)]
+        if gone or excess:
+            await self._redis.zrem(key, *gone, *excess)
+        for member in excess:
+            process = member.split(":", 1)[0]
+            if process == self.process:
+                self._evict(member)
+            else:
+                message = json.dumps({"k": "evict", "m": member})
+                await self._redis.publish(self._process_channel(process), message)
+
+    def _evict(self, member: str) -> None:
+        sub = self._members.get(member)
+        if sub is not None:
+            sub.evict()  # its session logs out, and so it detaches
+
+    # -- what crosses processes ----------------------------------------------------------
+
+    async def publish(self, pushes: Iterable[StoredPush]) -> None:
+        pushes = list(pushes)
+        await self.local.publish(pushes)
+        await self._send(
+            (
+                self._user_channel(p.user_id),
+                {"k": "push", "u": p.user_id, "s": p.seq, "t": p.created_ts, "b": p.body},
+            )
+            for p in pushes
+        )
+
+    async def end_sessions(
+        self,
+        user_id: int,
+        token_ids: Iterable[int] | None,
+        reason: str,
+        keep: Session | None = None,
+    ) -> None:
+        tokens = None if token_ids is None else list(token_ids)
+        await self.local.end_sessions(user_id, tokens, reason, keep)
+        message = {"k": "end", "u": user_id, "t": tokens, "r": reason}
+        await self._send([(self._user_channel(user_id), message)])
+
+    async def broadcast(self, frame: str) -> int:
+        sent = await self.local.broadcast(frame)
+        await self._send([(self._all_channel, {"k": "all", "f": frame})])
+        return sent
+
+    async def _send(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Publish to other processes; skipped while Redis is away (pushes are stored)."""
+        if not self._up.is_set() or self._redis is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    message["o"] = self.process
+                    pipe.publish(channel, json.dumps(message, ensure_ascii=False))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._failed("publish", exc)
+
+    def _receive(self, data: bytes) -> None:
+        """Hand a message of another process to this process's sockets."""
+        message = json.loads(data)
+        if message.get("o") == self.process:
+            return  # our own, already delivered here
+        kind = message["k"]
+        if kind == "push":
+            push = StoredPush(
+                user_id=message["u"], seq=message["s"], body=message["b"], created_ts=message["t"]
+            )
+            self.local.deliver(push)
+        elif kind == "end":
+            self.local.end_local_sessions(message["u"], message["t"], message["r"])
+        elif kind == "all":
+            self.local.notify_all(message["f"])
+        elif kind == "evict":
+            self._evict(message["m"])
+
+    # -- the bus connection --------------------------------------------------------------
+
+    def _lost(self, exc: BaseException) -> None:
+        """The listener lost Redis: publish nothing until it is subscribed again."""
+        if self._up.is_set():
+            log.warning("Redis lost (%s): pushes are stored; reconnecting", type(exc).__name__)
+        self._up.clear()
+        self._subscribed.clear()
+        self._ever_lost = True
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """A command failed (the listener decides whether Redis is gone): say so, rarely."""
+        now = time.monotonic()
+        if now - self._failed_logged >= FAILURE_LOG_EVERY:
+            self._failed_logged = now
+            log.warning("Redis %s failed (%s); pushes are stored", what, type(exc).__name__)
+
+    async def _listen(self) -> None:
+        """Hold the pub/sub connection: (re)subscribe, read, reconnect with a backoff."""
+        backoff = BACKOFF_FIRST
+        while not self._closing:
+            assert self._redis is not None
+            pubsub = self._pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(*sorted(self._wanted))
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=HEARTBEAT_EVERY)
+                    if message is None:
+                        continue
+                    backoff = BACKOFF_FIRST
+                    self._handle(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._lost(exc)
+            except Exception:
+                log.exception("bus message not understood")
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            if not self._closing:
+                await asyncio.sleep(backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = message["channel"].decode()
+        if kind == "subscribe":
+            self._subscribed.add(channel)
+            waiter = self._waiting.pop(channel, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if channel == self._all_channel and not self._up.is_set():
+                self._back()
+        elif kind == "unsubscribe":
+            self._subscribed.discard(channel)
+        elif kind == "message":
+            self._receive(message["data"])
+
+    def _back(self) -> None:
+        """Subscribed (again): local sockets read from the store what they may have missed."""
+        self._up.set()
+        if self._ever_lost:
+            log.info("Redis back: %d local sockets catch up from the store", len(self._members))
+            for sub in list(self._members.values()):
+                sub.catch_up()
+
+    async def _chores_loop(self) -> None:
+        """Subscribe, unsubscribe and forget sockets for callers that cannot wait."""
+        while True:
+            action, name, member = await self._chores.get()
+            pubsub, redis = self._pubsub, self._redis
+            try:
+                if action == "subscribe" and pubsub is not None and name in self._wanted:
+                    await pubsub.subscribe(name)
+                elif action == "unsubscribe" and pubsub is not None and name not in self._wanted:
+                    await pubsub.unsubscribe(name)
+                elif action == "forget" and redis is not None and self._up.is_set():
+                    await redis.zrem(name, member)
+            except (RedisError, OSError) as exc:
+                self._failed(action, exc)
+
+    async def _heartbeat(self) -> None:
+        """Tell the other processes this one is alive (its sockets count)."""
+        while True:
+            if self._redis is not None:
+                try:
+                    await self._redis.set(self._alive_key(self.process), 1, ex=HEARTBEAT_TTL)
+                except (RedisError, OSError) as exc:
+                    self._failed("heartbeat", exc)
+            await asyncio.sleep(HEARTBEAT_EVERY)

@@ -1,0 +1,151 @@
+"""Several processes as one, through Redis (contract section 8), in one test process.
+
+Two servers share a PostgreSQL schema and a Redis key prefix of the test's own, as two
+processes of a deployment do. What one process commits reaches the sockets of the
+other live; session ends, announcements and the sockets-per-user limit cross too; and a
+Redis that goes away and comes back costs no push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import Client, Server
+from tests.helpers_pictures import upload
+from tests.helpers_postgres import TEST_URL
+from tests.helpers_redis import TEST_REDIS_URL, PrivateRedis
+
+pytestmark = pytest.mark.needs_services
+
+SHARED = {
+    "database_url": TEST_URL,
+    "redis_url": TEST_REDIS_URL,
+    "requests_per_second": 1_000_000,
+    "sms_interval": 0,
+    "sms_tel_hourly": 10_000,
+    "sms_tel_daily": 10_000,
+    "sms_addr_hourly": 10_000,
+    "uploads_per_hour": 10_000,
+}
+
+
+async def two(start_server: Any, **extra: Any) -> tuple[Server, Server]:
+    settings = {**SHARED, **extra}
+    return await start_server(**settings), await start_server(**settings)
+
+
+async def log_in(client: Client, token: str) -> dict[str, Any]:
+    auth = await client.request({"type": "auth_request", "token": token, "last_seq": 0})
+    assert auth["success"], auth
+    return auth
+
+
+async def like(client: Client, picture_id: str) -> None:
+    liked = await client.request({"type": "picture_like_request", "picture_id": picture_id})
+    assert liked["success"], liked
+
+
+async def test_like_on_one_process_reaches_the_owner_on_both(start_server: Any) -> None:
+    one, other = await two(start_server)
+    async with one.connect() as here, other.connect() as there, one.connect() as fan:
+        owner = await one.register(here, nickname="zhang")
+        await one.register(fan, nickname="wang")
+        await log_in(there, owner["token"])
+        posted = await upload(here)
+        await like(fan, posted["picture_id"])
+        for socket in (here, there):
+            push = await socket.push()
+            assert push["type"] == "picture_like_notify" and push["seq"] == 1, push
+            assert push["nickname"] == "wang"
+
+
+async def test_likes_from_both_processes_arrive_in_seq_order_everywhere(
+    start_server: Any,
+) -> None:
+    """20 likes, half through each process, at once: seq 1..20 in order on both sockets."""
+    one, other = await two(start_server)
+    async with one.connect() as here, other.connect() as there:
+        owner = await one.register(here, nickname="zhang")
+        await log_in(there, owner["token"])
+        pictures = [(await upload(here))["picture_id"] for _ in range(10)]
+        fans: list[Client] = []
+        async with one.connect() as f1, other.connect() as f2:
+            await one.register(f1, nickname="fan")
+            async with one.connect() as elsewhere:  # registered here, used there
+                await log_in(f2, (await one.register(elsewhere, nickname="fan"))["token"])
+            fans += [f1, f2]
+            # Each fan likes every picture, one at a time: both processes write at once.
+            await asyncio.gather(*(_like_all(fan, pictures) for fan in fans))
+        for socket in (here, there):
+            seqs = [(await socket.push())["seq"] for _ in range(20)]
+            assert seqs == list(range(1, 21))
+
+
+async def _like_all(fan: Client, pictures: list[str]) -> None:
+    for picture_id in pictures:
+        await like(fan, picture_id)
+
+
+async def test_logout_everywhere_ends_the_sessions_on_every_process(start_server: Any) -> None:
+    one, other = await two(start_server)
+    async with one.connect() as here, other.connect() as there:
+        reg = await one.register(here)
+        await log_in(there, reg["token"])
+        out = await here.request({"type": "logout_request", "all": True})
+        assert out["success"], out
+        assert await there.push() == {"type": "session_end_notify", "reason": "logout"}
+        assert (await there.request({"type": "crush_list_request"}))["error_no"] == 5
+
+
+async def test_announcement_reaches_sockets_of_every_process(start_server: Any) -> None:
+    one, other = await two(start_server)
+    async with other.connect() as stranger:
+        status, body = await one.post("/admin/broadcast", {"msg": "维护"})
+        assert status == 200 and body["sent"] == 0  # this process has none
+        assert await stranger.push() == {"type": "system_notify", "msg": "维护"}
+
+
+async def test_oldest_socket_anywhere_is_closed_beyond_the_limit(start_server: Any) -> None:
+    one, other = await two(start_server, sockets_per_user=2)
+    async with one.connect() as first, other.connect() as second, one.connect() as third:
+        reg = await one.register(first)
+        await log_in(second, reg["token"])
+        await log_in(third, reg["token"])
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(first.ws.recv(), 5)
+        assert first.ws.close_code == 1008
+        for socket in (second, third):
+            assert (await socket.request({"type": "ping_request"}))["success"]
+
+
+async def test_redis_going_away_loses_no_push(start_server: Any, tmp_path: Path) -> None:
+    """Redis stops and starts again: sockets stay up, pushes are stored meanwhile, the bus
+    reconnects by itself and the owner's socket on the other process gets what it missed."""
+    redis = PrivateRedis(tmp_path)
+    await redis.start()
+    try:
+        # A private server: no prefix of the test's own (nor its cleanup) needed.
+        one, other = await two(start_server, redis_url=redis.url, redis_prefix="t:")
+        async with one.connect() as fan, other.connect() as there, one.connect() as here:
+            owner = await one.register(here, nickname="zhang")
+            await one.register(fan, nickname="wang")
+            await log_in(there, owner["token"])
+            pictures = [(await upload(here))["picture_id"] for _ in range(3)]
+            await like(fan, pictures[0])
+            assert (await there.push())["seq"] == 1 and (await here.push())["seq"] == 1
+            await redis.stop()
+            await like(fan, pictures[1])  # stored; the bus is down
+            assert (await here.push())["seq"] == 2  # same process: live as ever
+            await redis.start()  # same port: the hubs reconnect by themselves
+            assert (await asyncio.wait_for(there.push(), 10))["seq"] == 2  # caught up
+            await like(fan, pictures[2])
+            assert (await asyncio.wait_for(there.push(), 10))["seq"] == 3
+            assert (await here.push())["seq"] == 3
+    finally:
+        await redis.stop()
