@@ -26,13 +26,14 @@ from websockets.exceptions import ConnectionClosed
 from lovewire.config import Settings
 from lovewire.workers import worker_environment
 from tests.helpers_postgres import pg_schema
+from tests.helpers_redis import TEST_REDIS_URL, redis_prefix
 
 LISTENING = re.compile(rb"^lovewire listening ws://([\d.]+):(\d+) http://([\d.]+):(\d+)$")
 REFUSAL = (
     b"lovewire: several workers share state through PostgreSQL and Redis:"
     b" set LOVEWIRE_DATABASE_URL and LOVEWIRE_REDIS_URL\n"
 )
-REDIS_URL = os.environ.get("LOVEWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = TEST_REDIS_URL
 #: Sockets opened at most to find one served by a given worker (the kernel spreads them).
 TRIES = 100
 
@@ -123,16 +124,6 @@ def test_workers_get_every_setting_through_their_environment(
 
 
 # -- on PostgreSQL and Redis -------------------------------------------------------------
-
-
-def _redis_reachable() -> None:
-    host, _, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("LOVEWIRE_REQUIRE_SERVICES"):
-            raise
-        pytest.skip(f"Redis not reachable: {exc}")
 
 
 def _children(parent: int) -> set[int]:
@@ -232,17 +223,18 @@ class Service:
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """`lovewire serve --workers 2` on PostgreSQL (a schema of the test's own) and Redis."""
-    _redis_reachable()
+    """`lovewire serve --workers 2` on PostgreSQL and Redis (a schema, a key prefix of the
+    test's own)."""
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.setblocking(False)
     name = f"lovewire-test-{secrets.token_hex(8)}"
     notify.bind(f"\0{name}")  # an abstract address, `@name` in NOTIFY_SOCKET
-    async with pg_schema() as url:
+    async with pg_schema() as url, redis_prefix() as prefix:
+        settings = _env(database_url=url, redis_url=REDIS_URL, redis_prefix=prefix)
         proc = await asyncio.create_subprocess_exec(
             *_argv(tmp_path, "--workers", "2", "--lang", "en"),
             cwd=tmp_path,
-            env={**_env(database_url=url, redis_url=REDIS_URL), "NOTIFY_SOCKET": f"@{name}"},
+            env={**settings, "NOTIFY_SOCKET": f"@{name}"},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -272,7 +264,8 @@ async def _request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any
 
 @pytest.mark.needs_services
 async def test_two_workers_serve_both_ports_on_one_database(service: Service) -> None:
-    """Each worker serves sockets; a login on one is a session on the other."""
+    """Each worker serves sockets; a login on one is a session on the other; an
+    announcement made through either reaches the sockets of both (Redis)."""
     workers = service.workers()
     assert len(workers) == 2
     first, second = sorted(workers)
@@ -292,6 +285,13 @@ async def test_two_workers_serve_both_ports_on_one_database(service: Service) ->
         assert auth["success"] and auth["user_id"] == user["user_id"], auth
         wrong = await _request(b, {"type": "no_such_request"})
         assert wrong["success"] is False and wrong["err_msg"].isascii()  # --lang en, passed on
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{service.http_port}"
+            async with http.post(f"{base}/admin/broadcast", json={"msg": "maintenance"}) as resp:
+                assert resp.status == 200
+        for ws in (a, b):
+            notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert notice["type"] == "system_notify" and notice["msg"] == "maintenance"
     async with aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{service.http_port}"
         async with http.get(f"{base}/healthz") as resp:
