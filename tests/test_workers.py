@@ -1,8 +1,4 @@
-"""`lovewire serve --workers N` (contract sections 7 and 8): real processes on real ports.
-
-Which worker serves a socket is read from the kernel: the accepted socket's inode in
-/proc/net/tcp, then the worker whose file descriptors hold it.
-"""
+"""`lovewire serve --workers N` (contract sections 7 and 8): real processes on real ports."""
 
 from __future__ import annotations
 
@@ -10,47 +6,25 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from lovewire.config import Settings
 from lovewire.workers import worker_environment
-from tests.helpers_postgres import pg_schema
-from tests.helpers_redis import TEST_REDIS_URL, redis_prefix
+from tests.helpers_redis import TEST_REDIS_URL as REDIS_URL
+from tests.helpers_workers import Service, alive, deployment, serve_argv, serve_env, start_service
 
-LISTENING = re.compile(rb"^lovewire listening ws://([\d.]+):(\d+) http://([\d.]+):(\d+)$")
 REFUSAL = (
     b"lovewire: several workers share state through PostgreSQL and Redis:"
     b" set LOVEWIRE_DATABASE_URL and LOVEWIRE_REDIS_URL\n"
 )
-REDIS_URL = TEST_REDIS_URL
-#: Sockets opened at most to find one served by a given worker (the kernel spreads them).
-TRIES = 100
-
-
-def _lovewire() -> list[str]:
-    script = Path(sys.executable).parent / "lovewire"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lovewire.cli"]
-
-
-def _argv(tmp_path: Path, *flags: str) -> list[str]:
-    data = str(tmp_path / "data")
-    return [*_lovewire(), "serve", "--ws-port", "0", "--http-port", "0", "--data-dir", data, *flags]
-
-
-def _env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    return {**env, **{f"LOVEWIRE_{k.upper()}": v for k, v in settings.items()}}
 
 
 async def _run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, bytes, bytes]:
@@ -76,21 +50,23 @@ async def test_several_workers_need_postgresql_and_redis(
     tmp_path: Path, settings: dict[str, str]
 ) -> None:
     """Without both, the start is refused with one line and status 2; nothing starts."""
-    code, out, err = await _run(_argv(tmp_path), _env(**settings), tmp_path)
+    code, out, err = await _run(serve_argv(tmp_path), serve_env(**settings), tmp_path)
     assert (code, out, err) == (2, b"", REFUSAL)
     assert not (tmp_path / "data").exists()
 
 
 async def test_the_flag_is_refused_the_same(tmp_path: Path) -> None:
     """`--workers 2` is LOVEWIRE_WORKERS=2."""
-    code, out, err = await _run(_argv(tmp_path, "--workers", "2"), _env(), tmp_path)
+    code, out, err = await _run(serve_argv(tmp_path, "--workers", "2"), serve_env(), tmp_path)
     assert (code, out, err) == (2, b"", REFUSAL)
 
 
 async def test_a_worker_that_cannot_start_stops_the_service(tmp_path: Path) -> None:
     """A worker that exits before it listens (no database there) ends the start, status 1."""
     settings = {"database_url": "postgresql://127.0.0.1:1/test", "redis_url": REDIS_URL}
-    code, out, err = await _run(_argv(tmp_path, "--workers", "2"), _env(**settings), tmp_path)
+    code, out, err = await _run(
+        serve_argv(tmp_path, "--workers", "2"), serve_env(**settings), tmp_path
+    )
     assert code == 1 and out == b"", err
     last = err.splitlines()[-1]
     assert re.fullmatch(rb"lovewire: cannot start: worker \d exited \(status 1\) before .*", last)
@@ -126,133 +102,11 @@ def test_workers_get_every_setting_through_their_environment(
 # -- on PostgreSQL and Redis -------------------------------------------------------------
 
 
-def _children(parent: int) -> set[int]:
-    """The live child processes of parent, from /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == parent and state != "Z":
-            found.add(int(entry.name))
-    return found
-
-
-def _alive(pids: set[int]) -> set[int]:
-    """The processes of pids still there (running or not yet reaped)."""
-    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
-
-
-def _serving_pid(ws: ClientConnection, pids: set[int]) -> int | None:
-    """The worker holding the server side of ws (an IPv4 loopback socket)."""
-    client, server = ws.local_address[1], ws.remote_address[1]
-    wanted = (f"0100007F:{server:04X}", f"0100007F:{client:04X}")
-    inode = next(
-        (
-            fields[9]
-            for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines())
-            if (fields[1], fields[2]) == wanted
-        ),
-        None,
-    )
-    for pid in pids:
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                continue
-    return None
-
-
-class Service:
-    """A supervisor started with `--workers 2`, its output read as it comes."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, data: Path, notify: socket.socket) -> None:
-        self.proc = proc
-        self.data = data
-        #: Where systemd would hear from it (NOTIFY_SOCKET).
-        self.notify = notify
-        self.ws_port = 0
-        self.http_port = 0
-        self.logs: asyncio.Queue[bytes] = asyncio.Queue()
-        assert proc.stderr is not None
-        self._reader = asyncio.create_task(self._read_logs(proc.stderr))
-
-    async def _read_logs(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            await self.logs.put(line)
-
-    async def line(self) -> bytes:
-        """The next line of the supervisor's standard output."""
-        assert self.proc.stdout is not None
-        return (await asyncio.wait_for(self.proc.stdout.readline(), 20)).rstrip(b"\n")
-
-    async def log(self, pattern: bytes) -> re.Match[bytes]:
-        """The next log line (standard error, every process's) matching pattern."""
-        while True:
-            line = await asyncio.wait_for(self.logs.get(), 20)
-            if match := re.search(pattern, line):
-                return match
-
-    def workers(self) -> set[int]:
-        return _children(self.proc.pid)
-
-    async def socket_on(self, pid: int) -> ClientConnection:
-        """A WebSocket served by worker pid: sockets are opened until the kernel picks it."""
-        others = []
-        try:
-            for _ in range(TRIES):
-                ws = await connect(f"ws://127.0.0.1:{self.ws_port}")
-                if _serving_pid(ws, {pid}) == pid:
-                    return ws
-                others.append(ws)
-        finally:
-            for other in others:
-                await other.close()
-        raise AssertionError(f"none of {TRIES} sockets was served by worker {pid}")
-
-
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """`lovewire serve --workers 2` on PostgreSQL and Redis (a schema, a key prefix of the
-    test's own)."""
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.setblocking(False)
-    name = f"lovewire-test-{secrets.token_hex(8)}"
-    notify.bind(f"\0{name}")  # an abstract address, `@name` in NOTIFY_SOCKET
-    async with pg_schema() as url, redis_prefix() as prefix:
-        settings = _env(database_url=url, redis_url=REDIS_URL, redis_prefix=prefix)
-        proc = await asyncio.create_subprocess_exec(
-            *_argv(tmp_path, "--workers", "2", "--lang", "en"),
-            cwd=tmp_path,
-            env={**settings, "NOTIFY_SOCKET": f"@{name}"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        service = Service(proc, tmp_path / "data", notify)
-        try:
-            first = await asyncio.wait_for(service.line(), 30)
-            match = LISTENING.match(first)
-            assert match, first
-            service.ws_port, service.http_port = int(match.group(2)), int(match.group(4))
-            ready = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(notify, 64), 10)
-            assert ready == b"READY=1"
-            yield service
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(proc.wait(), 30)
-            service._reader.cancel()
-            notify.close()
+    """`lovewire serve --workers 2 --lang en` on PostgreSQL and Redis of the test's own."""
+    async with deployment() as settings, start_service(tmp_path, settings, "--lang", "en") as s:
+        yield s
 
 
 async def _request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
@@ -329,5 +183,5 @@ async def test_a_killed_worker_is_restarted_then_sigterm_stops_all(service: Serv
         await asyncio.wait_for(ws.recv(), 20)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     assert await asyncio.wait_for(service.proc.wait(), 30) == 0
-    assert not _alive(workers)
+    assert not alive(workers)
     assert service.notify.recv(64) == b"STOPPING=1"
