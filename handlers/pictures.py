@@ -9,17 +9,12 @@ from typing import TypeVar
 import pydantic_core
 
 from lovewire.context import Context, app_time
-from lovewire.errors import (
-    CommentNotFound,
-    Internal,
-    NotAuthor,
-    PictureNotFound,
-)
+from lovewire.errors import CommentNotFound, NotAuthor, PictureNotFound
 from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.base import Unit
 from lovewire.storage.records import Picture, PictureComment
-from lovewire.uploads import check_budget, forget_file, give_back, store_picture
+from lovewire.uploads import check_budget, check_stored, forget_file, give_back, store_picture
 from protocol.pictures import (
     COMMENTS_PER_PAGE,
     COMMENTS_PER_POST,
@@ -235,8 +230,7 @@ async def upload_picture(ctx: Context, req: PictureUploadRequest) -> PictureUplo
         async with ctx.unit() as tx:
             first = await tx.pictures.by_client_msg_id(user_id, key) if key else None
             if first is None:
-                if not (ctx.media_dir / rel).is_file():
-                    raise Internal("the stored picture was removed meanwhile")
+                await check_stored(ctx, tx, rel)
                 picture = await tx.pictures.create(user_id, rel, req.words, key, now)
     except BaseException:
         await give_back(ctx, user_id, UPLOAD, now)

@@ -6,11 +6,11 @@ from datetime import date, datetime
 
 from handlers.common import personal_fields
 from lovewire.context import Context
-from lovewire.errors import Internal, UserNotFound
+from lovewire.errors import UserNotFound
 from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.records import ProfileChanges, User
-from lovewire.uploads import forget_file, give_back, store_picture
+from lovewire.uploads import check_stored, forget_file, give_back, store_picture
 from protocol.profile import (
     SIGNATURE_MAX,
     OwnProfile,
@@ -90,8 +90,8 @@ async def update_profile(ctx: Context, req: ProfileUpdateRequest) -> ProfileUpda
     try:
         async with ctx.unit() as tx:
             before = await tx.users.get(user_id)
-            if new_file and not (ctx.media_dir / new_file).is_file():
-                raise Internal("the stored picture was removed meanwhile")
+            if new_file:
+                await check_stored(ctx, tx, new_file)
             user = await tx.users.update_profile(user_id, ProfileChanges.of(fields))
     except BaseException:
         if new_file:

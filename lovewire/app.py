@@ -17,11 +17,12 @@ from lovewire.httpserver import HttpServer
 from lovewire.hub import Hub, hub_from_settings
 from lovewire.imagepool import ImagePool
 from lovewire.ingress import AcceptErrorLog, AddressBook
+from lovewire.media import MediaStore
 from lovewire.pushes import DeliveryRecorder
 from lovewire.registry import HandlerTable, Registry
-from lovewire.security import CodeHasher, load_secret
+from lovewire.security import CodeHasher
 from lovewire.sms import SmsGateway, gateway_from_settings
-from lovewire.storage.backends import store_from_settings
+from lovewire.storage.backends import media_from_settings, store_from_settings
 from lovewire.storage.base import Store
 from lovewire.wsserver import WsServer
 from protocol.times import DAY, HOUR
@@ -36,7 +37,7 @@ PRUNE_FIRST = 60.0
 
 
 class Lovewire:
-    """Storage, SMS gateway, hub, listeners; `async with Lovewire(settings, tables=...)`.
+    """Storage, pictures, SMS gateway, hub, listeners; `async with Lovewire(settings, tables=...)`.
 
     `tables` are the feature modules' handler tables (`handlers.TABLES`); they are checked
     here, so a missing or duplicate handler fails before anything starts. With
@@ -53,6 +54,7 @@ class Lovewire:
         clock: Clock | None = None,
         sms: SmsGateway | None = None,
         store: Store | None = None,
+        media: MediaStore | None = None,
         hub: Hub | None = None,
         listen: bool = True,
         reuse_port: bool = False,
@@ -63,6 +65,7 @@ class Lovewire:
         self.clock = clock or Clock()
         self._sms = sms
         self._store = store
+        self._media = media
         self._hub = hub
         self.registry = Registry(tables)
         self.ws_port = 0
@@ -85,10 +88,14 @@ class Lovewire:
             store = self._store or store_from_settings(settings)
             await store.open()
             stack.push_async_callback(store.close)
+            codes = CodeHasher(await store.secret())
+            media = self._media or media_from_settings(settings)
+            await media.open()
+            stack.push_async_callback(media.close)
             sms = self._sms or gateway_from_settings(settings)
             await sms.start()
             stack.push_async_callback(sms.close)
-            hub = self._hub or hub_from_settings(settings)
+            hub = self._hub or hub_from_settings(settings, self.clock)
             await hub.start()
             stack.push_async_callback(hub.close)
             pictures = ImagePool(
@@ -105,8 +112,9 @@ class Lovewire:
                 hub=hub,
                 sms=sms,
                 clock=self.clock,
-                codes=CodeHasher(load_secret(settings.data_dir / "secret.key")),
+                codes=codes,
                 pictures=pictures,
+                media=media,
             )
             self.services = services
             recorder = self.recorder = DeliveryRecorder(store)

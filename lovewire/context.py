@@ -1,4 +1,4 @@
-"""What a handler sees: a facade over the caller, storage, the SMS gateway and settings.
+"""What a handler sees: a facade over the caller, storage, pictures, the SMS gateway and settings.
 
 Handlers get a `Context` and nothing else: the caller's identity and address, the
 named operations that change its login, and the process-wide values they need. The
@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lovewire.clock import Clock
@@ -21,6 +20,7 @@ from lovewire.errors import BadToken
 from lovewire.hub import Hub
 from lovewire.imagepool import ImagePool
 from lovewire.login import MAX_REPLAY, LoginMachine
+from lovewire.media import MediaStore
 from lovewire.metrics import Metrics
 from lovewire.pushes import push_body
 from lovewire.security import CodeHasher
@@ -47,11 +47,8 @@ class Services:
     clock: Clock
     codes: CodeHasher
     pictures: ImagePool
+    media: MediaStore
     metrics: Metrics = field(default_factory=Metrics)
-
-    @property
-    def media_dir(self) -> Path:
-        return self.settings.data_dir / "uploads"
 
 
 class RequestLog(logging.LoggerAdapter[logging.Logger]):
@@ -114,9 +111,9 @@ class Context:
         return self._services.pictures
 
     @property
-    def media_dir(self) -> Path:
-        """Where stored pictures live."""
-        return self._services.media_dir
+    def media(self) -> MediaStore:
+        """Where stored pictures live (files, or the database every process shares)."""
+        return self._services.media
 
     def now(self) -> int:
         """The server's clock, whole Unix seconds."""

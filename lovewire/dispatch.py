@@ -256,6 +256,7 @@ class Dispatcher:
         wait = session.bucket.take(now)
         if session.addr_bucket is not None:
             wait = max(wait, session.addr_bucket.take(now))
+            wait = max(wait, self.services.hub.address_request(session.addr, now))
         return wait
 
     def error_frame(self, type_: str, exc: LovewireError) -> str:

@@ -14,8 +14,8 @@ from lovewire.addresses import client_address, is_trusted
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.errors import PayloadRefused, TooFrequent
-from lovewire.images import MEDIA_PATH
 from lovewire.ingress import FREE_BYTES, Address, AddressBook
+from lovewire.media import content_type, is_media_path
 from lovewire.metrics import CONTENT_TYPE_LATEST
 from lovewire.session import Session
 from protocol.pushes import SystemNotify
@@ -25,8 +25,6 @@ __all__ = ["HttpServer"]
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPE = "picture_upload_request"
-#: Stored files are named by content hash (`ab/abcdef....jpg`); their types by extension.
-_CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
 LOOPBACK = {"127.0.0.1", "::1"}
 #: The longest an HTTP request waits for its address's parse budget before error 6.
 MAX_BUDGET_WAIT = 2.0
@@ -349,21 +347,25 @@ class HttpServer:
         return await self._answer(request, force_type=UPLOAD_TYPE)
 
     async def uploads(self, request: web.Request) -> web.StreamResponse:
-        """A stored picture, by its content-hash path."""
+        """A stored picture, by its content-hash path, from whichever store keeps it."""
         path = request.match_info["path"]
-        if not MEDIA_PATH.match(path):
+        if not is_media_path(path):
             raise web.HTTPNotFound()
-        file = self.services.media_dir / path
-        if not file.is_file():
+        headers = {
+            "Content-Type": content_type(path),
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        }
+        media = self.services.media
+        file = media.local_file(path)
+        if file is not None:
+            if not await asyncio.to_thread(file.is_file):
+                raise web.HTTPNotFound()
+            return web.FileResponse(file, headers=headers)
+        data = await media.get(path)
+        if data is None:
             raise web.HTTPNotFound()
-        return web.FileResponse(
-            file,
-            headers={
-                "Content-Type": _CONTENT_TYPES[path.rsplit(".", 1)[1]],
-                "Cache-Control": "public, max-age=31536000, immutable",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
+        return web.Response(body=data, headers=headers)
 
     async def healthz(self, request: web.Request) -> web.Response:
         if await self.services.store.healthy():

@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from datetime import tzinfo
 from typing import Protocol
 
+from lovewire.clock import Clock
 from lovewire.config import Settings
+from lovewire.ingress import ADDR_REQUESTS_FACTOR
 from lovewire.pushes import render_push
 from lovewire.session import Session
 from lovewire.storage.records import StoredPush
@@ -96,6 +98,22 @@ class Hub(ABC):
         Called after the login, before the user's current seq is read for a replay.
         Nothing to wait for in one process, nor for a session with no socket.
         """
+
+    # -- per-address limits across processes (one process: nothing to add) --------------
+
+    async def address_opened(self, addr: str) -> int:
+        """Count a socket of client address `addr` opened here; return how many it has
+        open on the other processes."""
+        return 0
+
+    async def address_closed(self, addr: str) -> None:
+        """A socket of `addr` counted by `address_opened` closed."""
+
+    def address_request(self, addr: str, now: float) -> float:
+        """Count one request of `addr` here, at the server's time `now`; the seconds to
+        wait when the address is over its request rate across every process (0: within
+        it, or one process)."""
+        return 0.0
 
     async def start(self) -> None:
         """Connect what a hub needs."""
@@ -198,12 +216,17 @@ class LocalHub(Hub):
         return len(self._subs)
 
 
-def hub_from_settings(settings: Settings) -> Hub:
+def hub_from_settings(settings: Settings, clock: Clock) -> Hub:
     """The hub `settings.redis_url` names: Redis between processes, or this process alone."""
     if settings.redis_url:
         from lovewire.redishub import RedisHub
 
         return RedisHub(
-            settings.redis_url, settings.redis_prefix, settings.zone, settings.sockets_per_user
+            settings.redis_url,
+            settings.redis_prefix,
+            settings.zone,
+            settings.sockets_per_user,
+            addr_requests_per_second=settings.requests_per_second * ADDR_REQUESTS_FACTOR,
+            clock=clock.now,
         )
     return LocalHub(settings.zone, settings.sockets_per_user)

@@ -6,8 +6,8 @@ Three steps, so that the costly one can run elsewhere:
 - `clean_picture`: counts scans and frames from the bytes, then decodes and re-encodes
   every frame in sRGB with no metadata. This is the work a hostile picture can make
   costly: the server runs it in a worker process under a budget (`lovewire/imagepool.py`).
-- `write_picture`: stores the cleaned bytes under their hash.
-`store_image` chains the three in the calling thread (tools and tests).
+- `picture_path`: the cleaned bytes' name, by their hash; `lovewire.media` stores them.
+`store_image` chains the three and writes a file, in the calling thread (tools and tests).
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ __all__ = [
     "clean_picture",
     "image_url",
     "parse_data_uri",
+    "picture_path",
     "remove_image",
     "store_image",
+    "write_file",
     "write_picture",
 ]
 
@@ -345,15 +347,16 @@ def clean_picture(raw: bytes, declared: str | None, limits: Limits) -> tuple[str
         return _reencode(image, limits.max_pixels)
 
 
-def write_picture(data: bytes, ext: str, media_dir: Path) -> str:
-    """Write atomically under the bytes' hash; return the relative path."""
+def picture_path(data: bytes, ext: str) -> str:
+    """A cleaned picture's path in the media store: `ab/<sha256>.<ext>` of its bytes."""
     digest = hashlib.sha256(data).hexdigest()
-    rel = f"{digest[:2]}/{digest}.{ext}"
-    final = media_dir / rel
-    if final.is_file():
-        return rel
+    return f"{digest[:2]}/{digest}.{ext}"
+
+
+def write_file(final: Path, data: bytes) -> None:
+    """Write `data` at `final` atomically (a temporary file, fsync, rename), mode 0644."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=f".{ext}")
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=final.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -364,6 +367,14 @@ def write_picture(data: bytes, ext: str, media_dir: Path) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_picture(data: bytes, ext: str, media_dir: Path) -> str:
+    """Write atomically under the bytes' hash; return the relative path."""
+    rel = picture_path(data, ext)
+    final = media_dir / rel
+    if not final.is_file():
+        write_file(final, data)
     return rel
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
-__all__ = ["CodeHasher", "hash_token", "load_secret", "new_code", "new_token"]
+__all__ = ["SECRET_BYTES", "CodeHasher", "hash_token", "load_secret", "new_code", "new_token"]
+
+#: The length of the key codes are hashed with.
+SECRET_BYTES = 32
 
 
 def new_token() -> str:
@@ -40,14 +45,24 @@ class CodeHasher:
 
 
 def load_secret(path: Path) -> bytes:
-    """Read the server's secret key, creating it (mode 0600) on first start."""
+    """Read the server's secret key, creating it (mode 0600) on first start.
+
+    Made whole in a temporary file, then linked to `path` unless another caller got there
+    first: racing callers all read the one key that was linked.
+    """
     try:
         return path.read_bytes()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(SECRET_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()

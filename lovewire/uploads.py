@@ -1,5 +1,9 @@
 """Pictures users send (posts, avatars): a budget spent before decoding, files forgotten.
 
+A stored file is checked (by the unit that will refer to it) and forgotten (by the unit
+that found nothing refers to it) under `tx.pictures.lock_path`: in every process, one
+unit at a time, so no post or avatar is ever committed with its file gone.
+
 Shared by the feature modules that take pictures, which never import each other.
 """
 
@@ -8,11 +12,11 @@ from __future__ import annotations
 import asyncio
 
 from lovewire.context import Context
-from lovewire.errors import PayloadRefused, TooFrequent
-from lovewire.images import Limits, parse_data_uri, remove_image, write_picture
+from lovewire.errors import Internal, PayloadRefused, TooFrequent
+from lovewire.images import Limits, parse_data_uri, picture_path
 from lovewire.storage.base import Unit
 
-__all__ = ["check_budget", "forget_file", "give_back", "store_picture"]
+__all__ = ["check_budget", "check_stored", "forget_file", "give_back", "store_picture"]
 
 
 async def check_budget(
@@ -46,7 +50,7 @@ async def store_picture(
     parallel requests cannot pass the budget together. A picture refused by its decoding
     (error 11) keeps it spent (contract section 2); any other failure gives it back, as
     must the caller if it fails afterwards (`give_back` with the same user and `now`). Returns the
-    stored file's path; the caller forgets it if it does not end up using it.
+    stored picture's path; the caller forgets it if it does not end up using it.
     """
     user_id = ctx.user_id
     settings = ctx.settings
@@ -71,11 +75,20 @@ async def store_picture(
         await give_back(ctx, user_id, kind, now)
         raise
     del raw
+    rel = picture_path(data, ext)
     try:
-        return await asyncio.to_thread(write_picture, data, ext, ctx.media_dir)
+        await ctx.media.put(rel, data)
     except BaseException:
         await give_back(ctx, user_id, kind, now)
         raise
+    return rel
+
+
+async def check_stored(ctx: Context, tx: Unit, rel_path: str) -> None:
+    """In the unit that is to refer to a stored file: hold it, Internal if it is gone."""
+    await tx.pictures.lock_path(rel_path)
+    if not await ctx.media.exists(rel_path):
+        raise Internal("the stored picture was removed meanwhile")
 
 
 async def forget_file(ctx: Context, rel_path: str) -> None:
@@ -87,7 +100,8 @@ async def forget_file(ctx: Context, rel_path: str) -> None:
     """
     try:
         async with ctx.unit(check_login=False) as tx:
+            await tx.pictures.lock_path(rel_path)
             if not await tx.pictures.path_in_use(rel_path):
-                remove_image(rel_path, ctx.media_dir)
+                await ctx.media.delete(rel_path)
     except Exception:
         ctx.log.exception("could not remove an unused stored picture")

@@ -124,7 +124,19 @@ class WsServer:
         if self._stopping:
             await ws.close(CloseCode.GOING_AWAY)
             return
+        hub = self.services.hub
         address.sockets += 1
+        try:
+            # The address's sockets on the other processes count too (section 8).
+            if address.sockets + await hub.address_opened(key) > settings.sockets_per_addr:
+                await ws.close(CloseCode.TRY_AGAIN_LATER, "too many sockets from this address")
+                return
+            await self._serve(ws, key, address)
+        finally:
+            address.sockets -= 1
+            await hub.address_closed(key)
+
+    async def _serve(self, ws: ServerConnection, key: str, address: Address) -> None:
         self.services.metrics.socket_opened()
         loop = asyncio.get_running_loop()
         try:
@@ -137,7 +149,6 @@ class WsServer:
                     self.connections.discard(conn)
         finally:
             self.services.metrics.socket_closed()
-            address.sockets -= 1
 
     async def _read(
         self,

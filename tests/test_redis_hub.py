@@ -9,12 +9,14 @@ Redis that goes away and comes back costs no push.
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from lovewire.redishub import RedisHub
 from tests.conftest import Client, Server
 from tests.helpers_pictures import upload
 from tests.helpers_postgres import TEST_URL
@@ -105,6 +107,7 @@ async def test_logout_everywhere_ends_the_sessions_on_every_process(start_server
 async def test_announcement_reaches_sockets_of_every_process(start_server: Any) -> None:
     one, other = await two(start_server)
     async with other.connect() as stranger:
+        assert (await stranger.request({"type": "ping_request"}))["success"]  # it is served
         status, body = await one.post("/admin/broadcast", {"msg": "维护"})
         assert status == 200 and body["sent"] == 0  # this process has none
         assert await stranger.push() == {"type": "system_notify", "msg": "维护"}
@@ -149,3 +152,39 @@ async def test_redis_going_away_loses_no_push(start_server: Any, tmp_path: Path)
             assert (await here.push())["seq"] == 3
     finally:
         await redis.stop()
+
+
+async def test_sockets_per_address_count_every_process(start_server: Any) -> None:
+    one, other = await two(start_server, sockets_per_addr=2)
+    async with one.connect() as a, other.connect() as b, one.connect() as c:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(c.ws.recv(), 5)
+        assert c.ws.close_code == 1013
+        for socket in (a, b):
+            assert (await socket.request({"type": "ping_request"}))["success"]
+    async with other.connect() as again:  # closed sockets no longer count
+        assert (await again.request({"type": "ping_request"}))["success"]
+
+
+async def test_request_rate_per_address_counts_every_process(start_server: Any) -> None:
+    """Each process alone stays within the address's rate; together they pass it, and
+    once the counts are shared (every 0.1 s) the address's next request is error 6."""
+    one, other = await two(start_server, requests_per_second=5)  # 100 per address
+    async with AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(server.connect())
+            for server in (one, other)
+            for _ in range(15)
+        ]
+        for socket in sockets:  # 75 requests through each process, within its burst
+            for _ in range(5):
+                assert (await socket.request({"type": "ping_request"}))["success"]
+        # What the periodic sharing does within two rounds: one sends its count, the
+        # other sends its own and learns the total, then one learns it too.
+        for server in (one, other, one):
+            hub = server.app.services.hub if server.app.services else None
+            assert isinstance(hub, RedisHub)
+            await hub.share_addresses(server.clock.now())
+        async with one.connect() as late:
+            refused = await late.request({"type": "ping_request"})
+            assert refused["error_no"] == 6 and refused["retry_after"] >= 1

@@ -393,6 +393,11 @@ class PictureRepo(ABC):
         """Whether a post or a user's avatar still refers to a stored file."""
 
     @abstractmethod
+    async def lock_path(self, path: str) -> None:
+        """Hold a stored file's path until the unit ends: units that check or forget the
+        file (`lovewire.uploads`) then run one after the other, in every process."""
+
+    @abstractmethod
     async def actions_since(self, user_id: int, kind: str, since: int) -> tuple[int, int | None]:
         """The user's actions of a kind at or after `since`, and the oldest of them."""
 
@@ -464,6 +469,11 @@ class Store(ABC):
     @abstractmethod
     def read(self) -> AbstractAsyncContextManager[Unit]:
         """A read-only snapshot: a write in it raises `ReadOnlyUnit`."""
+
+    @abstractmethod
+    async def secret(self) -> bytes:
+        """The key login codes are hashed with, the same for every process sharing this
+        database: made at random on first use, then kept."""
 
     @abstractmethod
     async def healthy(self) -> bool: ...

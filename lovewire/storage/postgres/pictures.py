@@ -239,6 +239,9 @@ class PgPictures(PgRepo, PictureRepo):
         )
         return bool(row and row["used"])
 
+    async def lock_path(self, path: str) -> None:
+        await self._lock("media", path)
+
     async def actions_since(self, user_id: int, kind: str, since: int) -> tuple[int, int | None]:
         await self._lock("actions", user_id, kind)
         row = await self._one(

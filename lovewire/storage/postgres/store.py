@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 
 import asyncpg
 
+from lovewire.security import SECRET_BYTES
 from lovewire.storage.base import Store, Unit
 from lovewire.storage.errors import StoreClosed, StoreError
 from lovewire.storage.postgres.repo import DRIVER_ERRORS, Conn, Session, translate
 from lovewire.storage.postgres.unit import PgUnit
 
-__all__ = ["POOL_SIZE", "PgStore", "migrations"]
+__all__ = ["POOL_SIZE", "PgStore", "migrations", "unreachable"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def _unreachable(exc: BaseException) -> ConnectionError:
+def unreachable(exc: BaseException) -> ConnectionError:
     """The OSError `open` raises when the server cannot be used (never the URL itself:
     it may hold a password)."""
     if isinstance(exc, ValueError):  # a malformed URL: its text could show the password
@@ -71,7 +73,7 @@ class PgStore(Store):
                 self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT
             )
         except (*DRIVER_ERRORS, ValueError) as exc:
-            raise _unreachable(exc) from exc
+            raise unreachable(exc) from exc
         try:
             async with pool.acquire() as conn:
                 await self._migrate(conn)
@@ -169,6 +171,24 @@ class PgStore(Store):
                     raise StoreError(f"commit failed: {exc!r}") from exc
         finally:
             await pool.release(conn)
+
+    async def secret(self) -> bytes:
+        """The `lovewire_secret` row: the first process to ask stores a random key, and
+        every process reads the one that was stored."""
+        pool = self._pool
+        if pool is None:
+            raise StoreClosed("store is closed")
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO lovewire_secret (id, key) VALUES (1, $1)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    secrets.token_bytes(SECRET_BYTES),
+                )
+                key: bytes = await conn.fetchval("SELECT key FROM lovewire_secret WHERE id = 1")
+        except DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+        return key
 
     async def healthy(self) -> bool:
         try:

@@ -213,6 +213,9 @@ class SqlitePictures(SqliteRepo, PictureRepo):
         )
         return bool(row and row["used"])
 
+    async def lock_path(self, path: str) -> None:
+        """Nothing to do: write units already run one at a time."""
+
     async def actions_since(self, user_id: int, kind: str, since: int) -> tuple[int, int | None]:
         row = await self._one(
             "SELECT COUNT(*) AS n, MIN(ts) AS first FROM community_actions"

@@ -14,15 +14,18 @@ from typing import Any
 
 import aiosqlite
 
+from lovewire.security import load_secret
 from lovewire.storage.base import Store, Unit
 from lovewire.storage.errors import StoreClosed, StoreError
 from lovewire.storage.sqlite.unit import SqliteUnit
 
-__all__ = ["GROUP_MAX", "READERS", "SqliteStore", "migrations"]
+__all__ = ["GROUP_MAX", "READERS", "SECRET_FILE", "SqliteStore", "migrations"]
 
 log = logging.getLogger(__name__)
 
 READERS = 2
+#: The code-hashing key's file, beside the database.
+SECRET_FILE = "secret.key"
 
 
 async def _connect(path: Path, *, query_only: bool = False) -> aiosqlite.Connection:
@@ -99,8 +102,10 @@ class _Group:
 class SqliteStore(Store):
     """A SQLite database file; writes are serialised, reads run beside them."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, secret_file: Path | None = None) -> None:
         self.path = path
+        #: The code-hashing key's file: `secret.key` beside the database unless told.
+        self.secret_file = secret_file or path.parent / SECRET_FILE
         self._writer: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._queued = 0
@@ -254,6 +259,10 @@ class SqliteStore(Store):
                     raise asyncio.CancelledError
         finally:
             self._readers.put_nowait(db)
+
+    async def secret(self) -> bytes:
+        """The key in `secret_file`, made (mode 0600) on first use."""
+        return await asyncio.to_thread(load_secret, self.secret_file)
 
     async def healthy(self) -> bool:
         try:
