@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 from lovewire.config import Settings
 from lovewire.metrics import mark_process_dead, prepare_multiprocess_dir
-from lovewire.security import load_secret
 
 __all__ = ["REFUSAL", "StartFailed", "Supervisor", "refusal", "supervise", "worker_environment"]
 
@@ -165,8 +164,6 @@ class Supervisor:
         """Serve until stop(); raise OSError (or StartFailed) if the service cannot start."""
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # Created once here: workers starting at once would race to create it.
-        load_secret(settings.data_dir / "secret.key")
         configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._metrics_dir = prepare_multiprocess_dir(configured or settings.data_dir / "metrics")
         with contextlib.ExitStack() as held:
