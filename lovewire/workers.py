@@ -95,7 +95,11 @@ def reserve_port(host: str, port: int) -> tuple[int, list[socket.socket]]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address[0], port, *address[2:]))
+            try:
+                sock.bind((address[0], port, *address[2:]))
+            except OSError as exc:  # worded as asyncio words it for one process
+                where = f"{address[0]}:{port}"
+                raise OSError(exc.errno, f"cannot bind {where}: {exc.strerror}") from None
             port = int(sock.getsockname()[1])
     except BaseException:
         for sock in sockets:
@@ -167,10 +171,12 @@ class Supervisor:
         configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._metrics_dir = prepare_multiprocess_dir(configured or settings.data_dir / "metrics")
         with contextlib.ExitStack() as held:
-            self.ws_port, ws_held = reserve_port(settings.host, settings.ws_port)
-            self.http_port, http_held = reserve_port(settings.host, settings.http_port)
-            for sock in (*ws_held, *http_held):
-                held.callback(sock.close)
+            self.ws_port, sockets = reserve_port(settings.host, settings.ws_port)
+            for sock in sockets:
+                held.enter_context(sock)
+            self.http_port, sockets = reserve_port(settings.host, settings.http_port)
+            for sock in sockets:
+                held.enter_context(sock)
             self._env = worker_environment(
                 settings, self.ws_port, self.http_port, self._metrics_dir
             )

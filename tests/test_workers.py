@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,18 @@ def test_workers_get_every_setting_through_their_environment(
         monkeypatch.setenv(name, value)
     expected = settings.model_dump() | {"ws_port": 1111, "http_port": 2222}
     assert Settings().model_dump() == expected
+
+
+async def test_a_port_in_use_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    """A port another program listens on: status 1, one line naming it, no worker."""
+    settings = {"database_url": "postgresql://127.0.0.1:1/test", "redis_url": REDIS_URL}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        argv = serve_argv(tmp_path, "--workers", "2", "--http-port", port)
+        code, out, err = await _run(argv, serve_env(**settings), tmp_path)
+    assert (code, out) == (1, b""), err
+    assert err.startswith(b"lovewire: cannot start: ") and err.count(b"\n") == 1, err
+    assert f"127.0.0.1:{port}".encode() in err
 
 
 # -- on PostgreSQL and Redis -------------------------------------------------------------
