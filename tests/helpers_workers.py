@@ -91,9 +91,9 @@ async def gone(pid: int) -> None:
         os.close(fd)
 
 
-def serving_pid(ws: ClientConnection, pids: set[int]) -> int | None:
-    """The one of pids holding the server side of ws (an IPv4 loopback socket)."""
-    client, server = ws.local_address[1], ws.remote_address[1]
+def serving_pid(client: int, server: int, pids: set[int]) -> int | None:
+    """The one of pids holding the server side of the loopback IPv4 connection from port
+    client to port server (accepted already)."""
     wanted = (f"0100007F:{server:04X}", f"0100007F:{client:04X}")
     inode = next(
         (
@@ -115,6 +115,11 @@ def serving_pid(ws: ClientConnection, pids: set[int]) -> int | None:
             except OSError:
                 continue
     return None
+
+
+def ws_pid(ws: ClientConnection, pids: set[int]) -> int | None:
+    """The one of pids holding the server side of ws."""
+    return serving_pid(ws.local_address[1], ws.remote_address[1], pids)
 
 
 class Service:
@@ -156,13 +161,32 @@ class Service:
         try:
             for _ in range(TRIES):
                 ws = await connect(f"ws://127.0.0.1:{self.ws_port}")
-                if serving_pid(ws, {pid}) == pid:
+                if ws_pid(ws, {pid}) == pid:
                     return ws
                 others.append(ws)
         finally:
             for other in others:
                 await other.close()
         raise AssertionError(f"none of {TRIES} sockets was served by worker {pid}")
+
+    async def healthz_on(self, pid: int) -> bytes:
+        """GET /healthz on a keep-alive connection, until worker pid is the one that
+        answered it (the kernel picks); its status line."""
+        for _ in range(TRIES):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.http_port)
+            try:
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: lovewire\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                assert length, head
+                await reader.readexactly(int(length.group(1)))
+                client = writer.get_extra_info("sockname")[1]
+                if serving_pid(client, self.http_port, {pid}) == pid:
+                    return head.split(b"\r\n", 1)[0]
+            finally:
+                writer.close()
+                await writer.wait_closed()
+        raise AssertionError(f"none of {TRIES} connections was served by worker {pid}")
 
 
 @asynccontextmanager

@@ -159,10 +159,10 @@ async def test_two_workers_serve_both_ports_on_one_database(service: Service) ->
         for ws in (a, b):
             notice = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert notice["type"] == "system_notify" and notice["msg"] == "maintenance"
+    for pid in (first, second):
+        assert await service.healthz_on(pid) == b"HTTP/1.1 200 OK"
     async with aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{service.http_port}"
-        async with http.get(f"{base}/healthz") as resp:
-            assert resp.status == 200
         async with http.get(f"{base}/metrics") as resp:
             assert resp.status == 200 and "lovewire_sockets_opened_total" in await resp.text()
     # Both workers write their figures where every scrape reads them (multiprocess mode).

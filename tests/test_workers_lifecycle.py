@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers_workers import deployment, gone, serving_pid, start_service
+from tests.helpers_workers import deployment, gone, start_service, ws_pid
 
 pytestmark = pytest.mark.needs_services
 
@@ -35,7 +35,7 @@ async def test_a_new_release_shares_the_ports_then_serves_alone(tmp_path: Path) 
             workers = new.workers()
             for _ in range(10):
                 async with connect(f"ws://127.0.0.1:{new.ws_port}") as ws:
-                    assert serving_pid(ws, workers) is not None
+                    assert ws_pid(ws, workers) is not None
                     await ws.send(json.dumps({"type": "ping_request"}))
                     assert json.loads(await asyncio.wait_for(ws.recv(), 10))["success"]
             await fresh.send(json.dumps({"type": "ping_request"}))
