@@ -131,7 +131,7 @@ async def _request(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any
 
 @pytest.mark.needs_services
 async def test_two_workers_serve_both_ports_on_one_database(service: Service) -> None:
-    """Each worker serves sockets; a login on one is a session on the other; an
+    """Each worker serves sockets and HTTP; a login on one is a session on the other; an
     announcement made through either reaches the sockets of both (Redis)."""
     workers = service.workers()
     assert len(workers) == 2
