@@ -42,7 +42,8 @@ class Lovewire:
     `tables` are the feature modules' handler tables (`handlers.TABLES`); they are checked
     here, so a missing or duplicate handler fails before anything starts. With
     `listen=False` nothing listens: `dispatcher.serve` answers frames given to it (tests
-    of the request cycle without a socket).
+    of the request cycle without a socket). With `reuse_port=True` both listeners share
+    their ports with other processes (SO_REUSEPORT): the workers of `lovewire.workers`.
     """
 
     def __init__(
@@ -56,9 +57,11 @@ class Lovewire:
         media: MediaStore | None = None,
         hub: Hub | None = None,
         listen: bool = True,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
         self.listen = listen
+        self.reuse_port = reuse_port
         self.clock = clock or Clock()
         self._sms = sms
         self._store = store
@@ -132,10 +135,11 @@ class Lovewire:
         settings = self.settings
         addresses = AddressBook(settings, self.clock)
         http = HttpServer(services, dispatcher, addresses)
-        self.http_port = await http.start(settings.host, settings.http_port)
+        reuse = self.reuse_port
+        self.http_port = await http.start(settings.host, settings.http_port, reuse_port=reuse)
         self._stack.push_async_callback(http.close)
         ws = self.ws = WsServer(services, dispatcher, recorder, addresses)
-        self.ws_port = await ws.start(settings.host, settings.ws_port)
+        self.ws_port = await ws.start(settings.host, settings.ws_port, reuse_port=reuse)
         self._stack.push_async_callback(_close_listeners, ws, http, settings.shutdown_grace)
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from lovewire.config import Settings, load_settings
 from lovewire.storage.errors import BackendUnavailable
+from lovewire.workers import StartFailed, refusal, supervise
 
 __all__ = ["main", "schema"]
 
@@ -27,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the server (the default)")
     serve.add_argument("--config", help="TOML settings file (or LOVEWIRE_CONFIG)")
+    # A worker of `--workers N` (lovewire.workers): its supervisor's pid.
+    serve.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)
     for name, field in Settings.model_fields.items():
         serve.add_argument(
             f"--{name.replace('_', '-')}",
@@ -90,12 +93,17 @@ class _NoRequestData(logging.Filter):
         return True
 
 
-def _configure_logging(level: str) -> None:
-    """Log to stderr at `level`; at no level a frame's contents or a query's parameters."""
+def _configure_logging(level: str, pid: bool = False) -> None:
+    """Log to stderr at `level`; at no level a frame's contents or a query's parameters.
+
+    `pid`: each line names its process (several workers share one log).
+    """
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s"
+        + ("[%(process)d]" if pid else "")
+        + ": %(message)s",
     )
     if level.upper() != "DEBUG":
         # One line per socket opened and closed is too much at thousands of sockets.
@@ -108,8 +116,12 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("aiosqlite").setLevel(floor)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+async def serve(settings: Settings, worker_of: int | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly.
+
+    `worker_of`: the pid of the supervisor of `--workers N`; the ports are shared with
+    the other workers, and the process stops if that supervisor is gone.
+    """
     from handlers import TABLES
     from lovewire.app import Lovewire
     from lovewire.metrics import mark_process_dead
@@ -118,15 +130,28 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reuse_port = worker_of is not None
     try:
-        async with Lovewire(settings, tables=TABLES) as app:
+        async with Lovewire(settings, tables=TABLES, reuse_port=reuse_port) as app:
             print(app.listening_line, flush=True)
             log.info("%s", app.listening_line)
+            if worker_of is not None:
+                orphaned = asyncio.create_task(_orphaned(worker_of, stop))
             await stop.wait()
             log.info("shutting down")
+            if worker_of is not None:
+                orphaned.cancel()
     finally:
         mark_process_dead()  # its sockets leave a shared scrape's gauges
     log.info("stopped")
+
+
+async def _orphaned(supervisor: int, stop: asyncio.Event) -> None:
+    """Stop a worker whose supervisor is gone (killed: it could not pass a SIGTERM on)."""
+    while os.getppid() == supervisor:  # noqa: ASYNC110 (no event says a parent died)
+        await asyncio.sleep(1)
+    log.warning("supervisor %d gone: stopping", supervisor)
+    stop.set()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,12 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"lovewire: bad settings: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    worker_of = getattr(args, "worker_of", None)
+    supervised = settings.workers > 1 and worker_of is None
+    if supervised and (reason := refusal(settings)):
+        print(f"lovewire: {reason}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level, pid=settings.workers > 1)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(supervise(settings) if supervised else serve(settings, worker_of))
     except KeyboardInterrupt:
         pass
-    except (OSError, BackendUnavailable) as exc:
+    except (OSError, BackendUnavailable, StartFailed) as exc:
         # A port already taken, an address not on this host, a database this build
         # cannot use: the operator's to fix.
         print(f"lovewire: cannot start: {exc}", file=sys.stderr)

@@ -146,8 +146,8 @@ class HttpServer:
             ]
         )
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; return the real port."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; return the real port. `reuse_port`: share it with other processes."""
         settings = self.services.settings
         self._runner = web.AppRunner(
             self.app,
@@ -160,7 +160,11 @@ class HttpServer:
         assert manager is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self, manager, settings.http_timeout), host, port, backlog=128
+            lambda: _Connection(self, manager, settings.http_timeout),
+            host,
+            port,
+            backlog=128,
+            reuse_port=reuse_port,
         )
         return int(self._server.sockets[0].getsockname()[1])
 

@@ -49,8 +49,8 @@ class WsServer:
         #: Set at shutdown: requests not started yet are abandoned.
         self._stopping = False
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; return the real port."""
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; return the real port. `reuse_port`: share it with other processes."""
         settings = self.services.settings
         self._server = await serve(
             self.handle,
@@ -63,6 +63,7 @@ class WsServer:
             ping_interval=settings.ping_interval,
             ping_timeout=max(1.0, settings.ping_timeout - settings.ping_interval),
             close_timeout=5,
+            reuse_port=reuse_port,
         )
         sockname = next(iter(self._server.sockets)).getsockname()
         return int(sockname[1])
