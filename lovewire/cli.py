@@ -15,7 +15,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from lovewire.config import Settings, load_settings
-from lovewire.storage.errors import BackendUnavailable
+from lovewire.storage.errors import BackendUnavailable, StoreError
 from lovewire.workers import StartFailed, refusal, supervise
 
 __all__ = ["main", "schema"]
@@ -190,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(supervise(settings) if supervised else serve(settings, worker_of))
     except KeyboardInterrupt:
         pass
-    except (OSError, BackendUnavailable, StartFailed) as exc:
+    except (OSError, BackendUnavailable, StoreError, StartFailed) as exc:
         # A port already taken, an address not on this host, a database this build
-        # cannot use: the operator's to fix.
+        # cannot use or that refuses to be set up: the operator's to fix.
         print(f"lovewire: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

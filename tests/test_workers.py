@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from lovewire.config import Settings
 from lovewire.workers import worker_environment
+from tests.helpers_postgres import pg_schema
 from tests.helpers_redis import TEST_REDIS_URL as REDIS_URL
 from tests.helpers_workers import Service, alive, deployment, serve_argv, serve_env, start_service
 
@@ -72,6 +73,17 @@ async def test_a_worker_that_cannot_start_stops_the_service(tmp_path: Path) -> N
     last = err.splitlines()[-1]
     assert re.fullmatch(rb"lovewire: cannot start: worker \d exited \(status 1\) before .*", last)
     assert b"Traceback" not in err
+
+
+@pytest.mark.needs_services
+async def test_a_database_that_refuses_to_be_set_up_is_one_line(tmp_path: Path) -> None:
+    """A search_path naming no schema: one line and status 1, no traceback."""
+    async with pg_schema() as url:
+        missing = url.replace("search_path=", "search_path=missing_")
+        code, out, err = await _run(serve_argv(tmp_path), serve_env(database_url=missing), tmp_path)
+    assert code == 1 and out == b"", err
+    assert err.startswith(b"lovewire: cannot start: ") and b"Traceback" not in err
+    assert b"search_path" in err
 
 
 def test_workers_get_every_setting_through_their_environment(
