@@ -48,6 +48,8 @@ HEARTBEAT_TTL = 30
 HEARTBEAT_EVERY = 10.0
 #: The longest a login waits for its user's channel to be subscribed.
 SUBSCRIBE_WAIT = 5.0
+#: The longest closing the bus (or a dropped pub/sub connection) may take, seconds.
+CLOSE_WAIT = 2.0
 #: Reconnection backoff, seconds.
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
@@ -164,14 +166,16 @@ class RedisHub(Hub):
         self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.delete(self._alive_key(self.process))
-            await self._redis.aclose()
-            self._redis = None
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=CLOSE_WAIT)
+            if stuck:
+                log.warning("%d bus tasks did not stop; their connections are dropped", len(stuck))
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(redis.delete(self._alive_key(self.process)), CLOSE_WAIT)
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(redis.aclose(), CLOSE_WAIT)
 
     # -- the local sockets ---------------------------------------------------------------
 
@@ -457,7 +461,8 @@ class RedisHub(Hub):
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # Bounded: a connection that hangs must not hold up a reconnect or stop.
+                    await asyncio.wait_for(pubsub.aclose(), CLOSE_WAIT)  # type: ignore[no-untyped-call]
             if not self._closing:
                 await asyncio.sleep(backoff)
                 backoff = min(BACKOFF_MAX, backoff * 2)
