@@ -22,7 +22,6 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
 from typing import Any
@@ -36,6 +35,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lovewire.hub import Hub, LocalHub, Subscriber
+from lovewire.redislimits import AddressCounts
 from lovewire.session import Session
 from lovewire.storage.records import StoredPush
 
@@ -76,8 +76,6 @@ class RedisHub(Hub):
         self.url = url
         #: The server's clock: request rates are counted per second of it.
         self.clock = clock
-        #: Requests a second one address may make across every process (0: no limit).
-        self.addr_rate = addr_requests_per_second
         self.prefix = prefix
         self.sockets_per_user = sockets_per_user
         self.local = LocalHub(zone, sockets_per_user)
@@ -96,15 +94,9 @@ class RedisHub(Hub):
         self._up = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        #: Open sockets per address here, and the addresses whose count changed since sent.
-        self._addr_sockets: Counter[str] = Counter()
-        self._addr_dirty: set[str] = set()
-        #: Requests per address since last sent, and the addresses over their rate in the
-        #: current second (by its number), across every process.
-        self._addr_requests: Counter[str] = Counter()
-        self._addr_over: dict[str, int] = {}
-        #: The second (of the server's clock) of each address's last request here.
-        self._addr_active: dict[str, int] = {}
+        self.addresses = AddressCounts(
+            prefix, self.process, addr_requests_per_second, self._client, self._alive, self._failed
+        )
         #: True once Redis was lost: its return makes the local sockets catch up.
         self._ever_lost = False
         self._failed_logged = -FAILURE_LOG_EVERY
@@ -123,12 +115,6 @@ class RedisHub(Hub):
 
     def _sockets_key(self, user_id: int) -> str:
         return f"{self.prefix}s:{user_id}"
-
-    def _addr_sockets_key(self, addr: str) -> str:
-        return f"{self.prefix}a:{addr}"
-
-    def _addr_requests_key(self, addr: str, second: int) -> str:
-        return f"{self.prefix}r:{second}:{addr}"
 
     def _alive_key(self, process: str) -> str:
         return f"{self.prefix}alive:{process}"
@@ -252,105 +238,29 @@ class RedisHub(Hub):
         if sub is not None:
             sub.evict()  # its session logs out, and so it detaches
 
-    # -- per-address limits across processes -------------------------------------------
+    # -- per-address limits across processes (lovewire.redislimits) --------------------
 
     async def address_opened(self, addr: str) -> int:
-        self._addr_sockets[addr] += 1
-        if not self._up.is_set() or self._redis is None:
-            self._addr_dirty.add(addr)  # sent once Redis is back
-            return 0
-        key = self._addr_sockets_key(addr)
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, self.process, self._addr_sockets[addr])
-                pipe.expire(key, 7 * 86400)
-                pipe.hgetall(key)
-                *_, raw = await pipe.execute()
-            counts = {_text(k): int(v) for k, v in raw.items()}
-            counts.pop(self.process, None)
-            alive = await self._alive(set(counts))
-        except (RedisError, OSError) as exc:
-            self._addr_dirty.add(addr)
-            self._failed("address count", exc)
-            return 0
-        return sum(n for process, n in counts.items() if process in alive)
+        return await self.addresses.opened(addr)
 
     async def address_closed(self, addr: str) -> None:
-        self._addr_sockets[addr] -= 1
-        left = self._addr_sockets[addr]
-        if left <= 0:
-            del self._addr_sockets[addr]
-        if not self._up.is_set() or self._redis is None:
-            self._addr_dirty.add(addr)  # sent once Redis is back
-            return
-        key = self._addr_sockets_key(addr)
-        try:
-            if left > 0:
-                await self._redis.hset(key, self.process, left)
-            else:
-                await self._redis.hdel(key, self.process)
-        except (RedisError, OSError) as exc:
-            self._addr_dirty.add(addr)
-            self._failed("address count", exc)
+        await self.addresses.closed(addr)
 
     def address_request(self, addr: str, now: float) -> float:
-        if not self.addr_rate:
-            return 0.0
-        self._addr_requests[addr] += 1
-        self._addr_active[addr] = int(now)
-        if self._addr_over.get(addr) == int(now):
-            return 1.0 - (now % 1.0)  # until the next second
-        return 0.0
+        return self.addresses.request(addr, now)
+
+    async def share_addresses(self, now: float) -> None:
+        """Share this process's per-address counts now (every 0.1 s by itself)."""
+        await self.addresses.share(now)
 
     async def _share_addresses(self) -> None:
         while True:
             await asyncio.sleep(ADDRESS_SHARE_EVERY)
-            await self.share_addresses(self.clock())
+            await self.addresses.share(self.clock())
 
-    async def share_addresses(self, now: float) -> None:
-        """Send this process's per-address counts, and learn which addresses are over
-        their request rate in the second of `now` (the server's clock), across processes."""
-        redis = self._redis
-        if redis is None or not self._up.is_set():
-            return
-        second = int(now)
-        dirty, self._addr_dirty = self._addr_dirty, set()
-        requests, self._addr_requests = self._addr_requests, Counter()
-        # Addresses busy this second learn the total again, new requests here or not.
-        self._addr_active = {a: s for a, s in self._addr_active.items() if s >= second}
-        for addr in self._addr_active:
-            requests[addr] += 0
-        if not dirty and not requests:
-            return
-        try:
-            await self._send_address_counts(redis, dirty, requests, second)
-        except (RedisError, OSError) as exc:
-            self._addr_dirty |= dirty
-            self._failed("address counts", exc)
-
-    async def _send_address_counts(
-        self, redis: aioredis.Redis, dirty: set[str], requests: Counter[str], second: int
-    ) -> None:
-        async with redis.pipeline(transaction=False) as pipe:
-            for addr in dirty:
-                key = self._addr_sockets_key(addr)
-                if self._addr_sockets.get(addr):
-                    pipe.hset(key, self.process, self._addr_sockets[addr])
-                    pipe.expire(key, 7 * 86400)
-                else:
-                    pipe.hdel(key, self.process)
-            order = list(requests)
-            for addr in order:
-                key = self._addr_requests_key(addr, second)
-                pipe.incrby(key, requests[addr])
-                pipe.expire(key, 3)
-            results = await pipe.execute()
-        totals = results[len(results) - 2 * len(order) :: 2]
-        for addr, total in zip(order, totals, strict=True):
-            if total > self.addr_rate:
-                self._addr_over[addr] = second
-        if len(self._addr_over) > 1024:  # forget seconds gone by
-            self._addr_over = {a: s for a, s in self._addr_over.items() if s >= second}
+    def _client(self) -> aioredis.Redis | None:
+        """The Redis client while the bus is up; None while Redis is away."""
+        return self._redis if self._up.is_set() else None
 
     async def _alive(self, processes: set[str]) -> set[str]:
         """Which of these processes are alive (their heartbeat is recent)."""
@@ -514,7 +424,3 @@ class RedisHub(Hub):
                 except (RedisError, OSError) as exc:
                     self._failed("heartbeat", exc)
             await asyncio.sleep(HEARTBEAT_EVERY)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
