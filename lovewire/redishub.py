@@ -414,6 +414,10 @@ class RedisHub(Hub):
                     await redis.zrem(name, member)
             except (RedisError, OSError) as exc:
                 self._failed(action, exc)
+            except Exception as exc:
+                # The pub/sub connection was dropped under the command (the listener
+                # reconnects and subscribes to every channel wanted then): not fatal.
+                self._failed(action, exc)
 
     async def _heartbeat(self) -> None:
         """Tell the other processes this one is alive (its sockets count)."""
