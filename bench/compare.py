@@ -28,11 +28,12 @@ request in flight per socket, after `--warmup` seconds of load outside the windo
 Figures are medians over the rounds, and B/A: requests a second, latency, the server's
 CPU microseconds per request. CPU% is of one core, over the window: the server's (with
 the processes it started), the busiest load generator's (near 100 means the client set
-the pace), all of them together (`clients`), PostgreSQL's and Redis's (`pg+redis`: every
-process of this host named `postgres` or `redis-server`, read from /proc; near 0 on
-SQLite), and the rest of the machine's (`others`: anything else running makes the
-rounds noisy; rerun when it is near 0). `req/s max/min` is the spread over the rounds.
-On a small machine keep processes x sockets modest (2 x 25 on 2 cores).
+the pace), all of them together (`clients`), PostgreSQL's and Redis's (`pg+redis`:
+every process of this host named `postgres` or `redis-server`, read from /proc; near 0
+on SQLite; `pg+redis us/req` is that CPU per request), and the rest of the machine's
+(`others`: anything else running makes the rounds noisy; rerun when it is near 0).
+`req/s max/min` is the spread over the rounds. On a small machine keep processes x
+sockets modest (2 x 25 on 2 cores).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Run:
     p99_ms: float
     server_us_per_request: float
     server_cpu_pct: float
+    services_us_per_request: float
     client_cpu_pct: list[float]
     owners_cpu_pct: float
     services_cpu_pct: float
@@ -204,6 +206,7 @@ def _figures(
         p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
         server_us_per_request=cpu["server"] / cpu["elapsed"] * seconds / requests * 1e6,
         server_cpu_pct=share["server"],
+        services_us_per_request=cpu["services"] / cpu["elapsed"] * seconds / requests * 1e6,
         client_cpu_pct=clients,
         owners_cpu_pct=share["owners"],
         services_cpu_pct=share["services"],
@@ -267,6 +270,7 @@ COLUMNS = [
     ("client_cpu_max_pct", "client CPU%", "{:.0f}", False),
     ("client_cpu_sum_pct", "clients CPU%", "{:.0f}", False),
     ("services_cpu_pct", "pg+redis CPU%", "{:.0f}", False),
+    ("services_us_per_request", "pg+redis us/req", "{:.0f}", False),
     ("others_cpu_pct", "others CPU%", "{:.0f}", False),
     ("spread", "req/s max/min", "{:.2f}", False),
 ]
@@ -298,14 +302,14 @@ def summarise(runs: list[Run], builds: list[str]) -> dict[str, dict[str, dict[st
 
 
 def print_table(summary: dict[str, dict[str, dict[str, float]]]) -> None:
-    print(f"\n{'scenario':8} {'build':5} " + " ".join(f"{h:>13}" for _, h, _, _ in COLUMNS))
+    print(f"\n{'scenario':8} {'build':5} " + " ".join(f"{h:>15}" for _, h, _, _ in COLUMNS))
     for scenario, rows in summary.items():
         for build, row in rows.items():
             cells = [
                 (f"{row[f]:.3f}" if "/" in build else fmt.format(row[f])) if f in row else ""
                 for f, _, fmt, _ in COLUMNS
             ]
-            print((f"{scenario:8} {build:5} " + " ".join(f"{c:>13}" for c in cells)).rstrip())
+            print((f"{scenario:8} {build:5} " + " ".join(f"{c:>15}" for c in cells)).rstrip())
 
 
 def describe(python: str) -> dict[str, str]:
