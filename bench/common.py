@@ -77,6 +77,27 @@ def machine_cpu_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
+#: The process names (/proc/PID/comm) of the services a deployment may use.
+SERVICES = ("postgres", "redis-server")
+
+
+def services_cpu_seconds() -> float:
+    """CPU seconds used so far by the live PostgreSQL and Redis processes of this host.
+
+    A process that exits meanwhile takes its seconds with it: over a window, only
+    long-lived ones (the server's pooled connections) count in full.
+    """
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:  # ended meanwhile
+            continue
+        if name in SERVICES:
+            total += _cpu_seconds(int(comm.parent.name))
+    return total
+
+
 def _descendants(root: int) -> list[int]:
     """`root` and every live process below it."""
     children: dict[int, list[int]] = {}
@@ -103,12 +124,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def start_server(*extra: str, python: str | None = None) -> BenchServer:
+async def start_server(
+    *extra: str, python: str | None = None, env: dict[str, str] | None = None
+) -> BenchServer:
     """Start `lovewire serve` on free ports with a fresh data dir and `BENCH_FLAGS`.
 
     `python` is the interpreter to run it with (default: this one). A given interpreter
     runs in the data dir, so that it imports its own installed build of lovewire, never
-    the sources of the current directory.
+    the sources of the current directory. `env` is added to this process's environment.
     """
     data = tempfile.mkdtemp(prefix="lovewire-bench-")
     proc = await asyncio.create_subprocess_exec(
@@ -127,6 +150,7 @@ async def start_server(*extra: str, python: str | None = None) -> BenchServer:
         stdout=asyncio.subprocess.PIPE,
         limit=2**20,
         cwd=data if python else None,
+        env={**os.environ, **env} if env else None,
     )
     assert proc.stdout is not None
     match = LISTENING.match((await proc.stdout.readline()).decode().strip())

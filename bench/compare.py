@@ -28,9 +28,12 @@ request in flight per socket, after `--warmup` seconds of load outside the windo
 Figures are medians over the rounds, and B/A: requests a second, latency, the server's
 CPU microseconds per request. CPU% is of one core, over the window: the server's (with
 the processes it started), the busiest load generator's (near 100 means the client set
-the pace), and the rest of the machine's (`others`: anything else running makes the
-rounds noisy; rerun when it is near 0). `req/s max/min` is the spread over the rounds.
-On a small machine keep processes x sockets modest (2 x 25 on 2 cores).
+the pace), all of them together (`clients`), PostgreSQL's and Redis's (`pg+redis`:
+every process of this host named `postgres` or `redis-server`, read from /proc; near 0
+on SQLite; `pg+redis us/req` is that CPU per request), and the rest of the machine's
+(`others`: anything else running makes the rounds noisy; rerun when it is near 0).
+`req/s max/min` is the spread over the rounds. On a small machine keep processes x
+sockets modest (2 x 25 on 2 cores).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from bench.common import (
     machine_cpu_seconds,
     raise_fd_limit,
     register_many,
+    services_cpu_seconds,
     start_server,
 )
 from bench.loadgen import Job, Tally, Window, generate
@@ -83,8 +87,10 @@ class Run:
     p99_ms: float
     server_us_per_request: float
     server_cpu_pct: float
+    services_us_per_request: float
     client_cpu_pct: list[float]
     owners_cpu_pct: float
+    services_cpu_pct: float
     others_cpu_pct: float
     errors: int
     first_likes: int
@@ -160,8 +166,10 @@ async def _measure(
         await asyncio.sleep(window.start - time.monotonic())
         t0, machine0 = time.monotonic(), machine_cpu_seconds()
         server0, own0 = server.cpu_seconds(), time.process_time()
+        services0 = services_cpu_seconds()
         await asyncio.sleep(window.end - time.monotonic())
         cpu["server"] = server.cpu_seconds() - server0
+        cpu["services"] = services_cpu_seconds() - services0
         cpu["owners"] = time.process_time() - own0
         cpu["machine"] = machine_cpu_seconds() - machine0
         cpu["elapsed"] = time.monotonic() - t0
@@ -198,9 +206,13 @@ def _figures(
         p99_ms=latencies[int(len(latencies) * 0.99)] * 1000,
         server_us_per_request=cpu["server"] / cpu["elapsed"] * seconds / requests * 1e6,
         server_cpu_pct=share["server"],
+        services_us_per_request=cpu["services"] / cpu["elapsed"] * seconds / requests * 1e6,
         client_cpu_pct=clients,
         owners_cpu_pct=share["owners"],
-        others_cpu_pct=share["machine"] - share["server"] - share["owners"] - sum(clients),
+        services_cpu_pct=share["services"],
+        others_cpu_pct=(
+            share["machine"] - share["server"] - share["owners"] - share["services"] - sum(clients)
+        ),
         errors=sum(t.errors for t in tallies),
         first_likes=sum(t.first_likes for t in tallies),
         repeat_likes=sum(t.repeat_likes for t in tallies),
@@ -210,7 +222,11 @@ def _figures(
 
 async def _one_build(python: str, build: str, n: int, args: argparse.Namespace) -> list[Run]:
     """Both scenarios on a fresh server of one build."""
-    server = await start_server(*FLAGS, python=python)
+    return await scenarios(await start_server(*FLAGS, python=python), build, n, args)
+
+
+async def scenarios(server: BenchServer, build: str, n: int, args: argparse.Namespace) -> list[Run]:
+    """Both scenarios on a fresh server, stopped at the end; `build` labels its runs."""
     try:
         users = await register_many(server, args.owners + args.processes * args.sockets)
         owners, likers = users[: args.owners], users[args.owners :]
@@ -233,7 +249,7 @@ def _print_run(r: Run) -> None:
         f"round {r.round} {r.build} {r.scenario:4}: {r.requests_per_s:7,.0f} req/s"
         f"  p50 {r.p50_ms:5.2f} ms  p99 {r.p99_ms:6.2f} ms"
         f"  server {r.server_us_per_request:5.0f} us/req, CPU% {r.server_cpu_pct:.0f}"
-        f"  clients {clients}  others {r.others_cpu_pct:.0f}"
+        f"  clients {clients}  pg+redis {r.services_cpu_pct:.0f}  others {r.others_cpu_pct:.0f}"
     )
     if r.scenario == "like":
         line += f"  owners {r.owners_cpu_pct:.0f}; pushes {r.pushes}/{r.first_likes} likes"
@@ -252,6 +268,9 @@ COLUMNS = [
     ("server_us_per_request", "server us/req", "{:.1f}", True),
     ("server_cpu_pct", "server CPU%", "{:.0f}", False),
     ("client_cpu_max_pct", "client CPU%", "{:.0f}", False),
+    ("client_cpu_sum_pct", "clients CPU%", "{:.0f}", False),
+    ("services_cpu_pct", "pg+redis CPU%", "{:.0f}", False),
+    ("services_us_per_request", "pg+redis us/req", "{:.0f}", False),
     ("others_cpu_pct", "others CPU%", "{:.0f}", False),
     ("spread", "req/s max/min", "{:.2f}", False),
 ]
@@ -260,8 +279,9 @@ COLUMNS = [
 def summarise(runs: list[Run], builds: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     """Medians per scenario and build, then each later build's ratio to the first.
 
-    `client_cpu_max_pct` is the busiest load generator process; `spread` the fastest
-    round's requests a second over the slowest one's.
+    `client_cpu_max_pct` is the busiest load generator process, `client_cpu_sum_pct`
+    all of them together; `spread` the fastest round's requests a second over the
+    slowest one's.
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for scenario in SCENARIOS:
@@ -270,6 +290,7 @@ def summarise(runs: list[Run], builds: list[str]) -> dict[str, dict[str, dict[st
             mine = [asdict(r) for r in runs if r.scenario == scenario and r.build == build]
             for r in mine:
                 r["client_cpu_max_pct"] = max(r["client_cpu_pct"])
+                r["client_cpu_sum_pct"] = sum(r["client_cpu_pct"])
             rates = [r["requests_per_s"] for r in mine]
             rows[build] = {f: statistics.median(r[f] for r in mine) for f, *_ in COLUMNS[:-1]}
             rows[build]["spread"] = max(rates) / min(rates)
@@ -281,14 +302,14 @@ def summarise(runs: list[Run], builds: list[str]) -> dict[str, dict[str, dict[st
 
 
 def print_table(summary: dict[str, dict[str, dict[str, float]]]) -> None:
-    print(f"\n{'scenario':8} {'build':5} " + " ".join(f"{h:>13}" for _, h, _, _ in COLUMNS))
+    print(f"\n{'scenario':8} {'build':5} " + " ".join(f"{h:>15}" for _, h, _, _ in COLUMNS))
     for scenario, rows in summary.items():
         for build, row in rows.items():
             cells = [
                 (f"{row[f]:.3f}" if "/" in build else fmt.format(row[f])) if f in row else ""
                 for f, _, fmt, _ in COLUMNS
             ]
-            print((f"{scenario:8} {build:5} " + " ".join(f"{c:>13}" for c in cells)).rstrip())
+            print((f"{scenario:8} {build:5} " + " ".join(f"{c:>15}" for c in cells)).rstrip())
 
 
 def describe(python: str) -> dict[str, str]:
@@ -324,8 +345,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
+    p = arguments("python -m bench.compare", __doc__)
     p.add_argument("--python", action="append", help="interpreter of one build (repeat)")
+    return p.parse_args(argv)
+
+
+def arguments(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The options of the load and the rounds, for this bench and those reusing it."""
+    p = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="measured, per scenario")
     p.add_argument("--warmup", type=float, default=1.0, help="load before the window")
@@ -334,7 +361,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--owners", type=int, default=2, help="users whose pictures are liked")
     p.add_argument("--pictures", type=int, default=300, help="pictures, all owners together")
     p.add_argument("--json", metavar="FILE", help="write runs and medians as JSON")
-    return p.parse_args(argv)
+    return p
 
 
 if __name__ == "__main__":
