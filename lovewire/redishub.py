@@ -366,8 +366,11 @@ class RedisHub(Hub):
                 raise
             except (RedisError, OSError) as exc:
                 self._lost(exc)
-            except Exception:
+            except Exception as exc:
+                # A message this process cannot read: start the connection again, and
+                # let the local sockets catch up on what may have been skipped.
                 log.exception("bus message not understood")
+                self._lost(exc)
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
@@ -390,7 +393,10 @@ class RedisHub(Hub):
         elif kind == "unsubscribe":
             self._subscribed.discard(channel)
         elif kind == "message":
-            self._receive(message["data"])
+            try:
+                self._receive(message["data"])
+            except Exception as exc:  # another release's message, say: skip it, go on
+                self._failed("message", exc)
 
     def _back(self) -> None:
         """Subscribed (again): local sockets read from the store what they may have missed."""
