@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any, Protocol, TypeVar, get_type_hints
 
 __all__ = [
     "Code",
@@ -16,7 +18,31 @@ __all__ = [
     "TelChange",
     "Token",
     "User",
+    "from_row",
 ]
+
+R = TypeVar("R")
+
+
+class Row(Protocol):
+    """A database row read by column name (sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def from_row(record: type[R], row: Row) -> R:
+    """The record of a row whose columns are named as its fields (any backend).
+
+    A `bool` field is read with `bool()`: SQLite stores flags as 0 and 1.
+    """
+    columns = _fields(record)  # type: ignore[arg-type]  # a class is hashable
+    return record(**{name: bool(row[name]) if flag else row[name] for name, flag in columns})
+
+
+@functools.cache
+def _fields(record: type[Any]) -> tuple[tuple[str, bool], ...]:
+    hints = get_type_hints(record)
+    return tuple((field.name, hints[field.name] is bool) for field in fields(record))
 
 
 @dataclass(frozen=True, slots=True)

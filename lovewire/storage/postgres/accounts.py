@@ -5,47 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import asyncpg
-
 from lovewire.storage.base import CodeRepo, SmsLogRepo, TokenRepo, UserRepo
 from lovewire.storage.errors import UnknownUser
 from lovewire.storage.postgres.repo import PgRepo
-from lovewire.storage.records import Code, ProfileChanges, Token, User
+from lovewire.storage.records import Code, ProfileChanges, Token, User, from_row
 
 __all__ = ["PgCodes", "PgSmsLog", "PgTokens", "PgUsers"]
-
-
-def _user(row: asyncpg.Record) -> User:
-    return User(
-        id=row["id"],
-        tel=row["tel"],
-        nickname=row["nickname"],
-        sex=row["sex"],
-        birthday=row["birthday"],
-        signature=row["signature"],
-        avatar=row["avatar"],
-        crush_receive=row["crush_receive"],
-        push_seq=row["push_seq"],
-        acked_seq=row["acked_seq"],
-        created_ts=row["created_ts"],
-    )
 
 
 class PgUsers(PgRepo, UserRepo):
     async def get(self, user_id: int) -> User | None:
         row = await self._one("SELECT * FROM users WHERE id = $1", user_id)
-        return _user(row) if row else None
+        return from_row(User, row) if row else None
 
     async def by_tel(self, tel: str) -> User | None:
         row = await self._one("SELECT * FROM users WHERE tel = $1", tel)
-        return _user(row) if row else None
+        return from_row(User, row) if row else None
 
     async def get_many(self, user_ids: Iterable[int]) -> dict[int, User]:
         ids = sorted(set(user_ids))
         if not ids:
             return {}
         rows = await self._all("SELECT * FROM users WHERE id = ANY($1::bigint[])", ids)
-        return {row["id"]: _user(row) for row in rows}
+        return {row["id"]: from_row(User, row) for row in rows}
 
     async def create(self, tel: str, nickname: str, sex: int, birthday: str, now: int) -> User:
         row = await self._one(
@@ -58,7 +40,7 @@ class PgUsers(PgRepo, UserRepo):
             now,
         )
         assert row is not None
-        return _user(row)
+        return from_row(User, row)
 
     async def update_profile(self, user_id: int, changes: ProfileChanges) -> User:
         values = changes.items()
@@ -98,18 +80,6 @@ class PgUsers(PgRepo, UserRepo):
         return int(row["token_gen"])
 
 
-def _token(row: asyncpg.Record) -> Token:
-    return Token(
-        id=row["id"],
-        kind=row["kind"],
-        user_id=row["user_id"],
-        tel=row["tel"],
-        expires_ts=row["expires_ts"],
-        revoked=row["revoked"],
-        gen=row["gen"],
-    )
-
-
 def _live(now: str) -> str:
     """A live session token `t` at the parameter `now`: the one definition of "valid"."""
     return (
@@ -145,13 +115,13 @@ class PgTokens(PgRepo, TokenRepo):
 
     async def by_hash(self, token_hash: bytes) -> Token | None:
         row = await self._one("SELECT * FROM tokens WHERE hash = $1", token_hash)
-        return _token(row) if row else None
+        return from_row(Token, row) if row else None
 
     async def live_session(self, token_hash: bytes, now: int) -> Token | None:
         row = await self._one(
             f"SELECT * FROM tokens t WHERE t.hash = $1 AND {_live('$2')}", token_hash, now
         )
-        return _token(row) if row else None
+        return from_row(Token, row) if row else None
 
     async def hold(self, token_id: int, now: int) -> bool:
         lock = " FOR SHARE OF t" if self.session.writable else ""
@@ -200,19 +170,6 @@ class PgTokens(PgRepo, TokenRepo):
         return [row["id"] for row in rows]
 
 
-def _code(row: asyncpg.Record) -> Code:
-    return Code(
-        id=row["id"],
-        tel=row["tel"],
-        purpose=row["purpose"],
-        user_id=row["user_id"],
-        code_hash=row["code_hash"],
-        expires_ts=row["expires_ts"],
-        attempts=row["attempts"],
-        used=row["used"],
-    )
-
-
 class PgCodes(PgRepo, CodeRepo):
     async def add(
         self,
@@ -253,7 +210,7 @@ class PgCodes(PgRepo, CodeRepo):
             now,
             user_id,
         )
-        return _code(row) if row else None
+        return from_row(Code, row) if row else None
 
     async def fail(self, code_id: int) -> int:
         row = await self._one(

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import asyncpg
-
 from lovewire.storage.base import CrushRepo, TelChangeRepo
 from lovewire.storage.errors import UnknownUser
 from lovewire.storage.postgres.repo import PgRepo
-from lovewire.storage.records import Crush, TelChange
+from lovewire.storage.records import Crush, TelChange, from_row
 
 __all__ = ["PgCrushes", "PgTelChanges"]
 
@@ -33,18 +31,6 @@ def _active(fresh: str) -> str:
     return f"(c.matched OR c.since_ts >= {fresh})"
 
 
-def _crush(row: asyncpg.Record) -> Crush:
-    return Crush(
-        id=row["id"],
-        user_id=row["user_id"],
-        crush_tel=row["crush_tel"],
-        words=row["words"],
-        created_ts=row["created_ts"],
-        since_ts=row["since_ts"],
-        matched=row["matched"],
-    )
-
-
 class PgCrushes(PgRepo, CrushRepo):
     async def get(self, user_id: int, crush_tel: str, fresh: int) -> Crush | None:
         row = await self._one(
@@ -54,7 +40,7 @@ class PgCrushes(PgRepo, CrushRepo):
             crush_tel,
             fresh,
         )
-        return _crush(row) if row else None
+        return from_row(Crush, row) if row else None
 
     async def of_user(self, user_id: int, fresh: int) -> list[Crush]:
         rows = await self._all(
@@ -63,7 +49,7 @@ class PgCrushes(PgRepo, CrushRepo):
             user_id,
             fresh,
         )
-        return [_crush(row) for row in rows]
+        return [from_row(Crush, row) for row in rows]
 
     async def add(self, user_id: int, crush_tel: str, words: str, now: int, fresh: int) -> Crush:
         await self._lock("crush-user", user_id)
@@ -93,7 +79,7 @@ class PgCrushes(PgRepo, CrushRepo):
             crush_tel,
             now,
         )
-        return _crush(row)
+        return from_row(Crush, row)
 
     async def remove(self, crush: Crush, now: int) -> None:
         row = await self._one(
@@ -132,7 +118,7 @@ class PgCrushes(PgRepo, CrushRepo):
             crush_tel,
             fresh,
         )
-        return _crush(row) if row else None
+        return from_row(Crush, row) if row else None
 
     async def naming(self, crush_tel: str, fresh: int) -> list[Crush]:
         rows = await self._all(
@@ -141,7 +127,7 @@ class PgCrushes(PgRepo, CrushRepo):
             crush_tel,
             fresh,
         )
-        return [_crush(row) for row in rows]
+        return [from_row(Crush, row) for row in rows]
 
     async def count_naming(self, crush_tel: str, fresh: int) -> int:
         row = await self._one(
@@ -180,15 +166,6 @@ class PgCrushes(PgRepo, CrushRepo):
         )
 
 
-def _tel_change(row: asyncpg.Record) -> TelChange:
-    return TelChange(
-        user_id=row["user_id"],
-        new_tel=row["new_tel"],
-        old_tel=row["old_tel"],
-        created_ts=row["created_ts"],
-    )
-
-
 class PgTelChanges(PgRepo, TelChangeRepo):
     async def put(self, user_id: int, new_tel: str, old_tel: str, now: int) -> None:
         await self._exec(
@@ -204,7 +181,7 @@ class PgTelChanges(PgRepo, TelChangeRepo):
 
     async def get(self, user_id: int) -> TelChange | None:
         row = await self._one("SELECT * FROM tel_changes WHERE user_id = $1", user_id)
-        return _tel_change(row) if row else None
+        return from_row(TelChange, row) if row else None
 
     async def delete(self, user_id: int) -> None:
         await self._exec("DELETE FROM tel_changes WHERE user_id = $1", user_id)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import asyncpg
-
 from lovewire.storage.base import PictureRepo
 from lovewire.storage.postgres.repo import PgRepo
-from lovewire.storage.records import FeedPost, Picture, PictureComment
+from lovewire.storage.records import FeedPost, Picture, PictureComment, from_row
 
 __all__ = ["PgPictures"]
 
@@ -26,32 +24,6 @@ _COMMENT = (
 )
 #: An id above every id: `before` when the caller gives none.
 _TOP = 2**63 - 1
-
-
-def _picture(row: asyncpg.Record) -> Picture:
-    return Picture(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        path=row["path"],
-        words=row["words"],
-        client_msg_id=row["client_msg_id"],
-        created_ts=row["created_ts"],
-    )
-
-
-def _comment(row: asyncpg.Record) -> PictureComment:
-    return PictureComment(
-        id=row["id"],
-        picture_id=row["picture_id"],
-        parent_id=row["parent_id"],
-        reply_to=row["reply_to"],
-        author_id=row["author_id"],
-        author_nickname=row["author_nickname"],
-        msg=row["msg"],
-        client_msg_id=row["client_msg_id"],
-        created_ts=row["created_ts"],
-        reply_count=row["reply_count"],
-    )
 
 
 class PgPictures(PgRepo, PictureRepo):
@@ -68,11 +40,11 @@ class PgPictures(PgRepo, PictureRepo):
             now,
         )
         assert row is not None
-        return _picture(row)
+        return from_row(Picture, row)
 
     async def get(self, picture_id: int) -> Picture | None:
         row = await self._one("SELECT * FROM pictures WHERE id = $1", picture_id)
-        return _picture(row) if row else None
+        return from_row(Picture, row) if row else None
 
     async def by_client_msg_id(self, owner_id: int, client_msg_id: str) -> Picture | None:
         row = await self._one(
@@ -80,7 +52,7 @@ class PgPictures(PgRepo, PictureRepo):
             owner_id,
             client_msg_id,
         )
-        return _picture(row) if row else None
+        return from_row(Picture, row) if row else None
 
     async def delete(self, picture_id: int) -> None:
         await self._exec("DELETE FROM pictures WHERE id = $1", picture_id)
@@ -130,7 +102,7 @@ class PgPictures(PgRepo, PictureRepo):
             before if before is not None else _TOP,
             per_picture,
         )
-        return [_comment(row) for row in rows]
+        return [from_row(PictureComment, row) for row in rows]
 
     async def replies_of(
         self, comment_ids: Sequence[int], per_comment: int, before: int | None = None
@@ -147,7 +119,7 @@ class PgPictures(PgRepo, PictureRepo):
             before if before is not None else _TOP,
             per_comment,
         )
-        return [_comment(row) for row in rows]
+        return [from_row(PictureComment, row) for row in rows]
 
     async def like(self, picture_id: int, user_id: int, now: int) -> bool:
         # Likes and unlikes of one picture take turns, so the count each answers with is
@@ -219,7 +191,7 @@ class PgPictures(PgRepo, PictureRepo):
             " WHERE c.id = $1",
             comment_id,
         )
-        return _comment(row) if row else None
+        return from_row(PictureComment, row) if row else None
 
     async def comment_by_client_msg_id(
         self, author_id: int, client_msg_id: str
@@ -230,7 +202,7 @@ class PgPictures(PgRepo, PictureRepo):
             author_id,
             client_msg_id,
         )
-        return _comment(row) if row else None
+        return from_row(PictureComment, row) if row else None
 
     async def delete_comment(self, comment_id: int) -> None:
         await self._exec("DELETE FROM picture_comments WHERE id = $1", comment_id)

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import asyncpg
-
 from lovewire.storage.base import PushRepo
 from lovewire.storage.errors import UnknownUser
 from lovewire.storage.postgres.repo import PgRepo
-from lovewire.storage.records import StoredPush
+from lovewire.storage.records import StoredPush, from_row
 
 __all__ = ["PgPushes"]
-
-
-def _push(row: asyncpg.Record) -> StoredPush:
-    return StoredPush(
-        user_id=row["user_id"], seq=row["seq"], body=row["body"], created_ts=row["created_ts"]
-    )
 
 
 class PgPushes(PgRepo, PushRepo):
@@ -80,7 +72,7 @@ class PgPushes(PgRepo, PushRepo):
             upto,
             limit,
         )
-        return [_push(row) for row in rows]
+        return [from_row(StoredPush, row) for row in rows]
 
     async def oldest_seq(self, user_id: int) -> int | None:
         row = await self._one("SELECT MIN(seq) AS seq FROM pushes WHERE user_id = $1", user_id)
@@ -94,7 +86,7 @@ class PgPushes(PgRepo, PushRepo):
             upto,
             limit,
         )
-        return [_push(row) for row in rows]
+        return [from_row(StoredPush, row) for row in rows]
 
     async def mark_delivered(self, pushes: Iterable[tuple[int, int]]) -> None:
         # In one order, so two units marking overlapping pushes never wait on each other

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lovewire.storage.base import CodeRepo, SmsLogRepo, TokenRepo, UserRepo
 from lovewire.storage.errors import UnknownUser
-from lovewire.storage.records import Code, ProfileChanges, Token, User
+from lovewire.storage.records import Code, ProfileChanges, Token, User, from_row
 from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqliteCodes", "SqliteSmsLog", "SqliteTokens", "SqliteUsers"]
 
 
-def _user(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        tel=row["tel"],
-        nickname=row["nickname"],
-        sex=row["sex"],
-        birthday=row["birthday"],
-        signature=row["signature"],
-        avatar=row["avatar"],
-        crush_receive=bool(row["crush_receive"]),
-        push_seq=row["push_seq"],
-        acked_seq=row["acked_seq"],
-        created_ts=row["created_ts"],
-    )
-
-
 class SqliteUsers(SqliteRepo, UserRepo):
     async def get(self, user_id: int) -> User | None:
         row = await self._one("SELECT * FROM users WHERE id = ?", (user_id,))
-        return _user(row) if row else None
+        return from_row(User, row) if row else None
 
     async def by_tel(self, tel: str) -> User | None:
         row = await self._one("SELECT * FROM users WHERE tel = ?", (tel,))
-        return _user(row) if row else None
+        return from_row(User, row) if row else None
 
     async def get_many(self, user_ids: Iterable[int]) -> dict[int, User]:
         ids = sorted(set(user_ids))
@@ -45,7 +28,7 @@ class SqliteUsers(SqliteRepo, UserRepo):
             return {}
         marks = ",".join("?" * len(ids))
         rows = await self._all(f"SELECT * FROM users WHERE id IN ({marks})", ids)
-        return {row["id"]: _user(row) for row in rows}
+        return {row["id"]: from_row(User, row) for row in rows}
 
     async def create(self, tel: str, nickname: str, sex: int, birthday: str, now: int) -> User:
         row = await self._one(
@@ -54,7 +37,7 @@ class SqliteUsers(SqliteRepo, UserRepo):
             (tel, nickname, sex, birthday, now),
         )
         assert row is not None
-        return _user(row)
+        return from_row(User, row)
 
     async def update_profile(self, user_id: int, changes: ProfileChanges) -> User:
         values = changes.items()
@@ -94,18 +77,6 @@ class SqliteUsers(SqliteRepo, UserRepo):
         return int(row["token_gen"])
 
 
-def _token(row: sqlite3.Row) -> Token:
-    return Token(
-        id=row["id"],
-        kind=row["kind"],
-        user_id=row["user_id"],
-        tel=row["tel"],
-        expires_ts=row["expires_ts"],
-        revoked=bool(row["revoked"]),
-        gen=row["gen"],
-    )
-
-
 #: A live session token `t` (its user joined as `u`): the one definition of "valid".
 LIVE = (
     "t.kind = 'session' AND t.revoked = 0 AND t.expires_ts > ?"
@@ -134,13 +105,13 @@ class SqliteTokens(SqliteRepo, TokenRepo):
 
     async def by_hash(self, token_hash: bytes) -> Token | None:
         row = await self._one("SELECT * FROM tokens WHERE hash = ?", (token_hash,))
-        return _token(row) if row else None
+        return from_row(Token, row) if row else None
 
     async def live_session(self, token_hash: bytes, now: int) -> Token | None:
         row = await self._one(
             f"SELECT * FROM tokens t WHERE t.hash = ? AND {LIVE}", (token_hash, now)
         )
-        return _token(row) if row else None
+        return from_row(Token, row) if row else None
 
     async def hold(self, token_id: int, now: int) -> bool:
         # Inside a write unit SQLite's write lock already keeps every revocation out.
@@ -180,19 +151,6 @@ class SqliteTokens(SqliteRepo, TokenRepo):
         return [row["id"] for row in rows]
 
 
-def _code(row: sqlite3.Row) -> Code:
-    return Code(
-        id=row["id"],
-        tel=row["tel"],
-        purpose=row["purpose"],
-        user_id=row["user_id"],
-        code_hash=row["code_hash"],
-        expires_ts=row["expires_ts"],
-        attempts=row["attempts"],
-        used=bool(row["used"]),
-    )
-
-
 class SqliteCodes(SqliteRepo, CodeRepo):
     async def add(
         self,
@@ -224,7 +182,7 @@ class SqliteCodes(SqliteRepo, CodeRepo):
             " ORDER BY id DESC LIMIT 1",
             (tel, purpose, now, user_id, user_id),
         )
-        return _code(row) if row else None
+        return from_row(Code, row) if row else None
 
     async def fail(self, code_id: int) -> int:
         row = await self._one(

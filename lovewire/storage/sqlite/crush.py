@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from lovewire.storage.base import CrushRepo, TelChangeRepo
-from lovewire.storage.records import Crush, TelChange
+from lovewire.storage.records import Crush, TelChange, from_row
 from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqliteCrushes", "SqliteTelChanges"]
@@ -20,25 +19,13 @@ _SELECT = (
 _ACTIVE = "(matched OR c.since_ts >= ?)"
 
 
-def _crush(row: sqlite3.Row) -> Crush:
-    return Crush(
-        id=row["id"],
-        user_id=row["user_id"],
-        crush_tel=row["crush_tel"],
-        words=row["words"],
-        created_ts=row["created_ts"],
-        since_ts=row["since_ts"],
-        matched=bool(row["matched"]),
-    )
-
-
 class SqliteCrushes(SqliteRepo, CrushRepo):
     async def get(self, user_id: int, crush_tel: str, fresh: int) -> Crush | None:
         row = await self._one(
             f"SELECT * FROM ({_SELECT} WHERE c.user_id = ? AND c.crush_tel = ?) c WHERE {_ACTIVE}",
             (user_id, crush_tel, fresh),
         )
-        return _crush(row) if row else None
+        return from_row(Crush, row) if row else None
 
     async def of_user(self, user_id: int, fresh: int) -> list[Crush]:
         rows = await self._all(
@@ -46,7 +33,7 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
             " ORDER BY c.created_ts DESC, c.id DESC",
             (user_id, fresh),
         )
-        return [_crush(row) for row in rows]
+        return [from_row(Crush, row) for row in rows]
 
     async def add(self, user_id: int, crush_tel: str, words: str, now: int, fresh: int) -> Crush:
         # An expired crush on the same tel gives way (it is unmatched, so no match goes).
@@ -64,7 +51,7 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
             "INSERT INTO crush_adds (user_id, crush_tel, ts) VALUES (?, ?, ?)",
             (user_id, crush_tel, now),
         )
-        return _crush(row)
+        return from_row(Crush, row)
 
     async def remove(self, crush: Crush, now: int) -> None:
         row = await self._one(
@@ -99,14 +86,14 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
             " WHERE u.tel = ? AND c.crush_tel = ?) c WHERE NOT matched AND c.since_ts >= ?",
             (admirer_tel, crush_tel, fresh),
         )
-        return _crush(row) if row else None
+        return from_row(Crush, row) if row else None
 
     async def naming(self, crush_tel: str, fresh: int) -> list[Crush]:
         rows = await self._all(
             f"SELECT * FROM ({_SELECT} WHERE c.crush_tel = ?) c WHERE {_ACTIVE} ORDER BY c.id",
             (crush_tel, fresh),
         )
-        return [_crush(row) for row in rows]
+        return [from_row(Crush, row) for row in rows]
 
     async def count_naming(self, crush_tel: str, fresh: int) -> int:
         row = await self._one(
@@ -138,15 +125,6 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
         )
 
 
-def _tel_change(row: sqlite3.Row) -> TelChange:
-    return TelChange(
-        user_id=row["user_id"],
-        new_tel=row["new_tel"],
-        old_tel=row["old_tel"],
-        created_ts=row["created_ts"],
-    )
-
-
 class SqliteTelChanges(SqliteRepo, TelChangeRepo):
     async def put(self, user_id: int, new_tel: str, old_tel: str, now: int) -> None:
         await self._exec(
@@ -158,7 +136,7 @@ class SqliteTelChanges(SqliteRepo, TelChangeRepo):
 
     async def get(self, user_id: int) -> TelChange | None:
         row = await self._one("SELECT * FROM tel_changes WHERE user_id = ?", (user_id,))
-        return _tel_change(row) if row else None
+        return from_row(TelChange, row) if row else None
 
     async def delete(self, user_id: int) -> None:
         await self._exec("DELETE FROM tel_changes WHERE user_id = ?", (user_id,))

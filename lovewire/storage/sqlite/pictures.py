@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
 from lovewire.storage.base import PictureRepo
-from lovewire.storage.records import FeedPost, Picture, PictureComment
+from lovewire.storage.records import FeedPost, Picture, PictureComment, from_row
 from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqlitePictures"]
@@ -17,32 +16,6 @@ _COMMENT = (
     "c.*, u.nickname AS author_nickname,"
     " (SELECT COUNT(*) FROM picture_comments r WHERE r.parent_id = c.id) AS reply_count"
 )
-
-
-def _picture(row: sqlite3.Row) -> Picture:
-    return Picture(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        path=row["path"],
-        words=row["words"],
-        client_msg_id=row["client_msg_id"],
-        created_ts=row["created_ts"],
-    )
-
-
-def _comment(row: sqlite3.Row) -> PictureComment:
-    return PictureComment(
-        id=row["id"],
-        picture_id=row["picture_id"],
-        parent_id=row["parent_id"],
-        reply_to=row["reply_to"],
-        author_id=row["author_id"],
-        author_nickname=row["author_nickname"],
-        msg=row["msg"],
-        client_msg_id=row["client_msg_id"],
-        created_ts=row["created_ts"],
-        reply_count=row["reply_count"],
-    )
 
 
 def _ids(ids: Sequence[int]) -> str:
@@ -60,18 +33,18 @@ class SqlitePictures(SqliteRepo, PictureRepo):
             (owner_id, path, words, client_msg_id, now),
         )
         assert row is not None
-        return _picture(row)
+        return from_row(Picture, row)
 
     async def get(self, picture_id: int) -> Picture | None:
         row = await self._one("SELECT * FROM pictures WHERE id = ?", (picture_id,))
-        return _picture(row) if row else None
+        return from_row(Picture, row) if row else None
 
     async def by_client_msg_id(self, owner_id: int, client_msg_id: str) -> Picture | None:
         row = await self._one(
             "SELECT * FROM pictures WHERE owner_id = ? AND client_msg_id = ?",
             (owner_id, client_msg_id),
         )
-        return _picture(row) if row else None
+        return from_row(Picture, row) if row else None
 
     async def delete(self, picture_id: int) -> None:
         await self._exec("DELETE FROM pictures WHERE id = ?", (picture_id,))
@@ -118,7 +91,7 @@ class SqlitePictures(SqliteRepo, PictureRepo):
             " ORDER BY c.picture_id, c.id",
             (_ids(picture_ids), before if before is not None else 2**63 - 1, per_picture),
         )
-        return [_comment(row) for row in rows]
+        return [from_row(PictureComment, row) for row in rows]
 
     async def replies_of(
         self, comment_ids: Sequence[int], per_comment: int, before: int | None = None
@@ -134,7 +107,7 @@ class SqlitePictures(SqliteRepo, PictureRepo):
             " ORDER BY c.parent_id, c.id",
             (_ids(comment_ids), before if before is not None else 2**63 - 1, per_comment),
         )
-        return [_comment(row) for row in rows]
+        return [from_row(PictureComment, row) for row in rows]
 
     async def like(self, picture_id: int, user_id: int, now: int) -> bool:
         cur = await self._exec(
@@ -190,7 +163,7 @@ class SqlitePictures(SqliteRepo, PictureRepo):
             " WHERE c.id = ?",
             (comment_id,),
         )
-        return _comment(row) if row else None
+        return from_row(PictureComment, row) if row else None
 
     async def comment_by_client_msg_id(
         self, author_id: int, client_msg_id: str
@@ -200,7 +173,7 @@ class SqlitePictures(SqliteRepo, PictureRepo):
             " WHERE c.author_id = ? AND c.client_msg_id = ?",
             (author_id, client_msg_id),
         )
-        return _comment(row) if row else None
+        return from_row(PictureComment, row) if row else None
 
     async def delete_comment(self, comment_id: int) -> None:
         await self._exec("DELETE FROM picture_comments WHERE id = ?", (comment_id,))

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from lovewire.storage.base import PushRepo
 from lovewire.storage.errors import UnknownUser
-from lovewire.storage.records import StoredPush
+from lovewire.storage.records import StoredPush, from_row
 from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqlitePushes"]
-
-
-def _push(row: sqlite3.Row) -> StoredPush:
-    return StoredPush(
-        user_id=row["user_id"], seq=row["seq"], body=row["body"], created_ts=row["created_ts"]
-    )
 
 
 class SqlitePushes(SqliteRepo, PushRepo):
@@ -61,7 +54,7 @@ class SqlitePushes(SqliteRepo, PushRepo):
             "SELECT * FROM pushes WHERE user_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (user_id, after, upto, limit),
         )
-        return [_push(row) for row in rows]
+        return [from_row(StoredPush, row) for row in rows]
 
     async def oldest_seq(self, user_id: int) -> int | None:
         row = await self._one("SELECT MIN(seq) AS seq FROM pushes WHERE user_id = ?", (user_id,))
@@ -73,7 +66,7 @@ class SqlitePushes(SqliteRepo, PushRepo):
             " ORDER BY seq LIMIT ?",
             (user_id, upto, limit),
         )
-        return [_push(row) for row in rows]
+        return [from_row(StoredPush, row) for row in rows]
 
     async def mark_delivered(self, pushes: Iterable[tuple[int, int]]) -> None:
         await self._many(
