@@ -59,6 +59,8 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         #: The task reading a gap in the pushes from the store, while there is one.
         self._gap_reader: asyncio.Task[None] | None = None
+        #: Set when pushes may have been missed (`catch_up`): the reader checks the store.
+        self._catch_up_wanted = False
         #: Fires when the login's token expires (one per logged-in socket, none otherwise).
         self._expiry: asyncio.TimerHandle | None = None
         #: Tasks closing the socket from outside the reader (kept so none is collected).
@@ -198,27 +200,13 @@ class Connection:
         self._read_gaps_soon()
 
     def catch_up(self) -> None:
-        if self.pushes.user_id is not None and self._gap_reader is None:
-            self._gap_reader = asyncio.get_running_loop().create_task(self._catch_up())
-
-    async def _catch_up(self) -> None:
-        """Learn the user's current seq, then read what this socket has not got."""
-        user_id = self.pushes.user_id
-        try:
-            async with self.services.store.read() as tx:
-                upto = await tx.pushes.current_seq(user_id) if user_id else 0
-        except Exception:
-            log.exception("conn %s: could not read the current seq", self.id)
-            return
-        finally:
-            if self._gap_reader is asyncio.current_task():
-                self._gap_reader = None
-        if self.pushes.user_id == user_id:
-            self.pushes.expect(upto)
+        if self.session.login is not None:
+            self._catch_up_wanted = True
             self._read_gaps_soon()
 
     def _read_gaps_soon(self) -> None:
-        if self.pushes.gap is not None and self._gap_reader is None:
+        wanted = self._catch_up_wanted or self.pushes.gap is not None
+        if wanted and self._gap_reader is None:
             self._gap_reader = asyncio.get_running_loop().create_task(self._read_gaps())
 
     def send_notice(self, frame: str) -> None:
@@ -284,13 +272,22 @@ class Connection:
         zone = self.services.settings.zone
         rendered = [(push, render_push(push, zone)) for push in pushes]
         self._send_all(self.pushes.replayed(plan.user_id, rendered, plan.upto))
+        self._read_gaps_soon()  # kept ahead of a gap, or a catch up asked meanwhile
 
     async def _read_gaps(self) -> None:
-        """Read the pushes missing before the kept ones from the store, until none is."""
+        """Read the pushes missing before the kept ones from the store, until none is;
+        first, when asked to catch up, the user's current seq and the token's state."""
         try:
             await asyncio.sleep(0)  # publishers woken by the same commit go first
             zone = self.services.settings.zone
-            while (gap := self.pushes.gap) is not None:
+            while True:
+                if self._catch_up_wanted:
+                    self._catch_up_wanted = False
+                    if not await self._still_live():
+                        return
+                gap = self.pushes.gap
+                if gap is None:
+                    break
                 async with self.services.store.read() as tx:
                     found = await tx.pushes.after(gap.user_id, gap.after, gap.upto, MAX_REPLAY)
                 rendered = [(push, render_push(push, zone)) for push in found]
@@ -302,7 +299,25 @@ class Connection:
             if self._gap_reader is asyncio.current_task():
                 self._gap_reader = None
 
+    async def _still_live(self) -> bool:
+        """After the bus between processes missed something: is the token still live (a
+        logout elsewhere may not have reached us), and which pushes does the store hold?"""
+        login = self.session.login
+        if login is None:
+            return False
+        async with self.services.store.read() as tx:
+            token = await tx.tokens.live_session(login.token_hash, int(self.services.clock.now()))
+            upto = await tx.pushes.current_seq(login.user_id)
+        if self.session.login is not login:
+            return False
+        if token is None:
+            self.end_session(_REVOKED)
+            return False
+        self.pushes.expect(upto)
+        return True
+
     def _stop_gap_reader(self) -> None:
+        self._catch_up_wanted = False
         if self._gap_reader is not None:
             self._gap_reader.cancel()
             self._gap_reader = None
@@ -350,3 +365,5 @@ class Connection:
 
 
 _EXPIRED = SessionEndNotify(reason="expired").model_dump_json()
+#: A token found revoked after a session end did not reach this process (its reason lost).
+_REVOKED = SessionEndNotify(reason="logout").model_dump_json()

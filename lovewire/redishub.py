@@ -29,7 +29,7 @@ from typing import Any
 from redis import asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -50,11 +50,17 @@ HEARTBEAT_EVERY = 10.0
 SUBSCRIBE_WAIT = 5.0
 #: The longest closing the bus (or a dropped pub/sub connection) may take, seconds.
 CLOSE_WAIT = 2.0
+#: How soon users owed a sync are named again while Redis fails, seconds.
+SYNC_EVERY = 1.0
 #: Reconnection backoff, seconds.
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
 #: How often a process shares its per-address counts (a rate is enforced that late).
 ADDRESS_SHARE_EVERY = 0.1
+#: The longest a request waits to publish what it committed (it is stored anyway).
+PUBLISH_WAIT = 0.5
+#: Users remembered as owed a sync before every process is told to sync all.
+UNSENT_MAX = 10_000
 #: At most one line a minute says that Redis commands fail.
 FAILURE_LOG_EVERY = 60.0
 #: Redis commands give up after this long (a partitioned Redis must not hold requests).
@@ -82,6 +88,7 @@ class RedisHub(Hub):
         #: This process, as other processes name it.
         self.process = secrets.token_hex(8)
         self._redis: aioredis.Redis | None = None
+        self._bus: aioredis.Redis | None = None
         self._pubsub: PubSub | None = None
         #: Channels this process wants, and the futures of logins waiting for one.
         self._wanted: set[str] = set()
@@ -94,6 +101,10 @@ class RedisHub(Hub):
         self._up = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        #: Users whose messages this process could not publish, to be named once it can
+        #: (all of them when there were too many to remember).
+        self._unsent: set[int] = set()
+        self._unsent_all = False
         self.addresses = AddressCounts(
             prefix, self.process, addr_requests_per_second, self._client, self._alive, self._failed
         )
@@ -133,6 +144,15 @@ class RedisHub(Hub):
             # A pooled connection that died with a Redis restart is replaced, once.
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_keepalive=True,
+        )
+        # The pub/sub connection never reconnects behind the listener's back (it would
+        # skip the catching up of what was published meanwhile): no retries there.
+        self._bus = aioredis.from_url(
+            self.url,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            socket_keepalive=True,
+            retry=Retry(NoBackoff(), 0),
         )
         self._wanted |= {self._all_channel, self._process_channel(self.process)}
         loop = asyncio.get_running_loop()
@@ -162,6 +182,10 @@ class RedisHub(Hub):
                 await asyncio.wait_for(redis.delete(self._alive_key(self.process)), CLOSE_WAIT)
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(redis.aclose(), CLOSE_WAIT)
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(bus.aclose(), CLOSE_WAIT)
 
     # -- the local sockets ---------------------------------------------------------------
 
@@ -203,6 +227,8 @@ class RedisHub(Hub):
                 waiter = self._waiting[channel] = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(waiter), SUBSCRIBE_WAIT)
+        if session.login is not login or self._member(session) not in self._members:
+            return  # logged out meanwhile: nothing to count
         try:
             await self._count_sockets(login.user_id, session)
         except (RedisError, OSError) as exc:
@@ -219,9 +245,14 @@ class RedisHub(Hub):
             *_, raw_members = await pipe.execute()
         members = [m.decode() for m in raw_members]
         alive = await self._alive({m.split(":", 1)[0] for m in members} - {self.process})
-        alive.add(self.process)
-        gone = [m for m in members if m.split(":", 1)[0] not in alive]
-        live = [m for m in members if m.split(":", 1)[0] in alive]
+
+        def open_somewhere(member: str) -> bool:
+            # Ours count only while still here (a forget may have been lost).
+            process = member.split(":", 1)[0]
+            return member in self._members if process == self.process else process in alive
+
+        gone = [m for m in members if not open_somewhere(m)]
+        live = [m for m in members if open_somewhere(m)]
         excess = live[: max(0, len(live) - self.sockets_per_user)]
         if gone or excess:
             await self._redis.zrem(key, *gone, *excess)
@@ -256,7 +287,10 @@ class RedisHub(Hub):
     async def _share_addresses(self) -> None:
         while True:
             await asyncio.sleep(ADDRESS_SHARE_EVERY)
-            await self.addresses.share(self.clock())
+            try:
+                await self.addresses.share(self.clock())
+            except Exception as exc:
+                self._failed("address counts", exc)
 
     def _client(self) -> aioredis.Redis | None:
         """The Redis client while the bus is up; None while Redis is away."""
@@ -301,17 +335,46 @@ class RedisHub(Hub):
         return sent
 
     async def _send(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        """Publish to other processes; skipped while Redis is away (pushes are stored)."""
-        if not self._up.is_set() or self._redis is None:
+        """Publish to other processes, within PUBLISH_WAIT. What cannot go now is stored
+        anyway: the users concerned are named to every process once Redis answers again,
+        and their sockets read the store (`_sync`)."""
+        batch = list(messages)
+        redis = self._redis
+        if redis is None:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for channel, message in messages:
+            async with redis.pipeline(transaction=False) as pipe:
+                for channel, message in batch:
                     message["o"] = self.process
                     pipe.publish(channel, json.dumps(message, ensure_ascii=False))
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+                await asyncio.wait_for(pipe.execute(), PUBLISH_WAIT)
+        except (RedisError, OSError, TimeoutError) as exc:
             self._failed("publish", exc)
+            self._owed_users(message["u"] for _, message in batch if "u" in message)
+
+    def _owed_users(self, users: Iterable[int]) -> None:
+        """Remember users whose messages did not reach the other processes."""
+        self._unsent.update(users)
+        if len(self._unsent) > UNSENT_MAX:
+            self._unsent_all = True
+            self._unsent.clear()
+
+    async def _sync(self) -> None:
+        """Name the users whose messages did not go to every process: their sockets there
+        read the store (pushes) and check their token (session ends)."""
+        if not (self._unsent or self._unsent_all) or self._redis is None:
+            return
+        users, self._unsent = self._unsent, set()
+        every, self._unsent_all = self._unsent_all, False
+        message = {"k": "sync", "u": None if every else sorted(users), "o": self.process}
+        try:
+            await asyncio.wait_for(
+                self._redis.publish(self._all_channel, json.dumps(message)), PUBLISH_WAIT
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._failed("sync", exc)
+            self._owed_users(users)
+            self._unsent_all |= every
 
     def _receive(self, data: bytes) -> None:
         """Hand a message of another process to this process's sockets."""
@@ -330,6 +393,12 @@ class RedisHub(Hub):
             self.local.notify_all(message["f"])
         elif kind == "evict":
             self._evict(message["m"])
+        elif kind == "sync":
+            users = message["u"]
+            for sub in list(self._members.values()):
+                login = sub.session.login
+                if login is not None and (users is None or login.user_id in users):
+                    sub.catch_up()
 
     # -- the bus connection --------------------------------------------------------------
 
@@ -352,16 +421,26 @@ class RedisHub(Hub):
         """Hold the pub/sub connection: (re)subscribe, read, reconnect with a backoff."""
         backoff = BACKOFF_FIRST
         while not self._closing:
-            assert self._redis is not None
-            pubsub = self._pubsub = self._redis.pubsub()
+            assert self._bus is not None
+            pubsub = self._bus.pubsub()
             try:
-                await pubsub.subscribe(*sorted(self._wanted))
+                # Others subscribe through self._pubsub only once it is connected here.
+                wanted = set(self._wanted)
+                await pubsub.subscribe(*sorted(wanted))
+                self._pubsub = pubsub
+                if self._wanted - wanted:
+                    await pubsub.subscribe(*sorted(self._wanted - wanted))
+                heard = time.monotonic()
                 while not self._closing:
                     message = await pubsub.get_message(timeout=HEARTBEAT_EVERY)
-                    if message is None:
-                        continue
-                    backoff = BACKOFF_FIRST
-                    self._handle(message)
+                    if message is not None:
+                        heard = time.monotonic()
+                        backoff = BACKOFF_FIRST
+                        self._handle(message)
+                    elif time.monotonic() - heard > 3 * HEARTBEAT_EVERY:
+                        raise RedisConnectionError("no answer on the pub/sub connection")
+                    else:
+                        await pubsub.ping()  # its answer counts as hearing from Redis
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -426,11 +505,13 @@ class RedisHub(Hub):
                 self._failed(action, exc)
 
     async def _heartbeat(self) -> None:
-        """Tell the other processes this one is alive (its sockets count)."""
+        """Tell the other processes this one is alive (its sockets count), and name the
+        users whose messages could not go to them."""
         while True:
             if self._redis is not None:
                 try:
                     await self._redis.set(self._alive_key(self.process), 1, ex=HEARTBEAT_TTL)
-                except (RedisError, OSError) as exc:
+                    await self._sync()
+                except Exception as exc:
                     self._failed("heartbeat", exc)
-            await asyncio.sleep(HEARTBEAT_EVERY)
+            await asyncio.sleep(SYNC_EVERY if self._unsent or self._unsent_all else HEARTBEAT_EVERY)

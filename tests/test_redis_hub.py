@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import asyncio as aioredis
 from websockets.exceptions import ConnectionClosed
 
 from lovewire.redishub import RedisHub
@@ -188,3 +189,30 @@ async def test_request_rate_per_address_counts_every_process(start_server: Any) 
         async with one.connect() as late:
             refused = await late.request({"type": "ping_request"})
             assert refused["error_no"] == 6 and refused["retry_after"] >= 1
+
+
+async def test_pubsub_connection_killed_loses_no_push(start_server: Any, tmp_path: Path) -> None:
+    """Redis drops the pub/sub connections (CLIENT KILL): the hubs notice, subscribe again
+    and their sockets read what was published meanwhile; no reconnect by the client."""
+    redis = PrivateRedis(tmp_path)
+    await redis.start()
+    try:
+        one, other = await two(start_server, redis_url=redis.url, redis_prefix="t:")
+        async with one.connect() as fan, other.connect() as there, one.connect() as here:
+            owner = await one.register(here, nickname="zhang")
+            await one.register(fan, nickname="wang")
+            await log_in(there, owner["token"])
+            pictures = [(await upload(here))["picture_id"] for _ in range(2)]
+            client = aioredis.from_url(redis.url)
+            try:
+                killed = await client.client_kill_filter(_type="pubsub")
+            finally:
+                await client.aclose()
+            assert killed == 2
+            for picture in pictures:  # published while the listeners are away
+                await like(fan, picture)
+            seqs = [(await asyncio.wait_for(there.push(), 10))["seq"] for _ in range(2)]
+            assert seqs == [1, 2]
+            assert [(await here.push())["seq"] for _ in range(2)] == [1, 2]
+    finally:
+        await redis.stop()
