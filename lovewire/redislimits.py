@@ -9,6 +9,7 @@ of processes whose heartbeat is gone do not count.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -53,6 +54,8 @@ class AddressCounts:
         self._over: dict[str, int] = {}
         #: The second (of the server's clock) of each address's last request here.
         self._active: dict[str, int] = {}
+        #: Socket counts are written one at a time, so Redis gets them in their order.
+        self._writing = asyncio.Lock()
 
     def _sockets_key(self, addr: str) -> str:
         return f"{self.prefix}a:{addr}"
@@ -69,7 +72,7 @@ class AddressCounts:
             return 0
         key = self._sockets_key(addr)
         try:
-            async with redis.pipeline(transaction=False) as pipe:
+            async with self._writing, redis.pipeline(transaction=False) as pipe:
                 pipe.hset(key, self.process, self._sockets[addr])
                 pipe.expire(key, SOCKETS_TTL)
                 pipe.hgetall(key)
@@ -77,6 +80,8 @@ class AddressCounts:
             counts = {text(k): int(v) for k, v in raw.items()}
             counts.pop(self.process, None)
             alive = await self._alive(set(counts))
+            if gone := set(counts) - alive:  # fields of processes that died
+                await redis.hdel(key, *gone)
         except (RedisError, OSError) as exc:
             self._dirty.add(addr)
             self._failed("address count", exc)
@@ -95,10 +100,14 @@ class AddressCounts:
             return
         key = self._sockets_key(addr)
         try:
-            if left > 0:
-                await redis.hset(key, self.process, left)
-            else:
-                await redis.hdel(key, self.process)
+            async with self._writing:  # in the order counted here, on any connection
+                if left > 0:
+                    async with redis.pipeline(transaction=False) as pipe:
+                        pipe.hset(key, self.process, left)
+                        pipe.expire(key, SOCKETS_TTL)
+                        await pipe.execute()
+                else:
+                    await redis.hdel(key, self.process)
         except (RedisError, OSError) as exc:
             self._dirty.add(addr)
             self._failed("address count", exc)
