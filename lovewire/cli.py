@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -155,17 +154,6 @@ async def _orphaned(supervisor: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
-def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it is installed, unless LOVEWIRE_UVLOOP=false."""
-    if not settings.uvloop:
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schema":
@@ -199,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _configure_logging(settings.log_level, pid=settings.workers > 1)
     try:
-        with asyncio.Runner(loop_factory=loop_factory(settings)) as runner:
-            runner.run(supervise(settings) if supervised else serve(settings, worker_of))
+        asyncio.run(supervise(settings) if supervised else serve(settings, worker_of))
     except KeyboardInterrupt:
         pass
     except (OSError, BackendUnavailable, StoreError, StartFailed) as exc:

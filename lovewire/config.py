@@ -89,8 +89,6 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Connections each process keeps to PostgreSQL at most.
     database_pool: int = Field(10, ge=1)
-    #: Run on uvloop's event loop where it is installed (false: asyncio's own).
-    uvloop: bool = True
     # -- several processes (section 8) --
     #: `redis://...`: pushes, presence and limits shared by every process; empty: one process.
     redis_url: str = ""

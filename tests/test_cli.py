@@ -255,19 +255,3 @@ async def test_schema_piped_into_a_reader_that_stops_early(tmp_path: Path) -> No
     assert first.startswith(b"{")
     assert status == 0, err
     assert b"Traceback" not in err
-
-
-def test_uvloop_is_the_event_loop_unless_turned_off(tmp_path: Path) -> None:
-    """Where uvloop installs (it is a dependency off Windows), serve runs on it;
-    LOVEWIRE_UVLOOP=false gives asyncio's own loop."""
-    from lovewire.cli import loop_factory
-    from lovewire.config import Settings
-
-    factory = loop_factory(Settings(data_dir=tmp_path))
-    assert factory is not None
-    loop = factory()
-    try:
-        assert type(loop).__module__.startswith("uvloop")
-    finally:
-        loop.close()
-    assert loop_factory(Settings(data_dir=tmp_path, uvloop=False)) is None
