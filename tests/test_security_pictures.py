@@ -172,37 +172,27 @@ async def test_picture_jpeg_with_repeated_scans_error_11(start_server: Callable[
         await still_serving(server, a)
 
 
-async def test_picture_over_cpu_budget_worker_killed_error_11_pool_keeps_serving(
-    start_server: Callable[..., Any],
+@pytest.mark.parametrize(
+    ("limits", "death"),
+    [
+        ({"picture_cpu_seconds": 1, "picture_deadline": 120}, -signal.SIGXCPU),
+        ({"picture_cpu_seconds": 600, "picture_deadline": 2}, -signal.SIGKILL),
+    ],
+    ids=["cpu-budget", "wall-deadline"],
+)
+async def test_picture_decode_over_its_limit_worker_killed_error_11_pool_keeps_serving(
+    start_server: Callable[..., Any], limits: dict[str, int], death: int
 ) -> None:
-    """With the scan limit lifted, 20 s of decoding is cut at the CPU budget: error 11."""
-    server: Server = await start_server(
-        picture_max_scans=1_000_000, picture_cpu_seconds=1, picture_deadline=120
-    )
+    """With the scan limit lifted, 20 s of decoding is cut at the CPU budget (SIGXCPU) or at
+    the wall-clock deadline (SIGKILL): error 11, and the pool serves on."""
+    server: Server = await start_server(picture_max_scans=1_000_000, **limits)
     attack = uri(repeated_scan_jpeg(2000, 5000), "image/jpeg")
     async with server.connect() as a:
         reg = await server.register(a)
         refused = await post_upload(server, reg["token"], attack)
         assert (refused["success"], refused["error_no"]) == (False, 11)
         assert server.app.services is not None
-        assert list(server.app.services.pictures.exit_codes) == [-signal.SIGXCPU]
-        await still_serving(server, a)
-
-
-async def test_picture_past_deadline_worker_killed_error_11_pool_keeps_serving(
-    start_server: Callable[..., Any],
-) -> None:
-    """A decode still running at the wall-clock deadline is killed: error 11, then served."""
-    server: Server = await start_server(
-        picture_max_scans=1_000_000, picture_cpu_seconds=600, picture_deadline=2
-    )
-    attack = uri(repeated_scan_jpeg(2000, 5000), "image/jpeg")
-    async with server.connect() as a:
-        reg = await server.register(a)
-        refused = await post_upload(server, reg["token"], attack)
-        assert (refused["success"], refused["error_no"]) == (False, 11)
-        assert server.app.services is not None
-        assert list(server.app.services.pictures.exit_codes) == [-signal.SIGKILL]
+        assert list(server.app.services.pictures.exit_codes) == [death]
         await still_serving(server, a)
 
 
