@@ -9,6 +9,7 @@ from typing import Any
 import aiosqlite
 
 from lovewire.storage.errors import ReadOnlyUnit
+from lovewire.storage.sqlite.inline import InlineConnection
 
 __all__ = ["SqliteRepo", "translate"]
 
@@ -26,11 +27,11 @@ def translate(exc: sqlite3.Error) -> Exception:
 class SqliteRepo:
     """Base of the SQLite repositories: a connection and four query helpers.
 
-    Each helper is one trip to the connection's thread (the statement and its rows
-    together): those trips, not SQLite, are most of a unit's cost.
+    On a reader each helper is one trip to the connection's thread (the statement and
+    its rows together); on the writer it runs inline.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection | InlineConnection) -> None:
         self.db = db
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
@@ -46,7 +47,9 @@ class SqliteRepo:
         except sqlite3.OperationalError as exc:
             raise translate(exc) from exc
 
-    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+    async def _exec(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> aiosqlite.Cursor | sqlite3.Cursor:
         """Run a statement for its effect; the cursor tells rowcount and lastrowid."""
         try:
             return await self.db.execute(sql, params)

@@ -1,4 +1,9 @@
-"""The SQLite store: aiosqlite in WAL mode, one writer, a small pool of query-only readers."""
+"""The SQLite store in WAL mode: one writer, a small pool of query-only readers.
+
+The writer's statements run inline on the event loop (`inline.py`); the readers are
+aiosqlite connections, each query a trip to its thread, so a long read never holds up
+the loop.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import aiosqlite
 from lovewire.security import load_secret
 from lovewire.storage.base import Store, Unit
 from lovewire.storage.errors import StoreClosed, StoreError
+from lovewire.storage.sqlite.inline import InlineConnection
 from lovewire.storage.sqlite.unit import SqliteUnit
 
 __all__ = ["GROUP_MAX", "READERS", "SECRET_FILE", "SqliteStore", "migrations"]
@@ -28,31 +34,44 @@ READERS = 2
 SECRET_FILE = "secret.key"
 
 
-async def _connect(path: Path, *, query_only: bool = False) -> aiosqlite.Connection:
-    """A connection; a reader's is `query_only`, so SQLite itself refuses its writes."""
-    db = await aiosqlite.connect(path, isolation_level=None)
-    db.row_factory = sqlite3.Row
-    for pragma in (
+def _pragmas(*, query_only: bool) -> list[str]:
+    return [
         "journal_mode = WAL",
         "synchronous = FULL",
         "foreign_keys = ON",
         "busy_timeout = 5000",
         f"query_only = {int(query_only)}",
-    ):
+    ]
+
+
+async def _connect_reader(path: Path) -> aiosqlite.Connection:
+    """A reader: `query_only`, so SQLite itself refuses its writes."""
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    for pragma in _pragmas(query_only=True):
         await db.execute(f"PRAGMA {pragma}")
     return db
 
 
-async def _begin(db: aiosqlite.Connection, sql: str) -> None:
+_Db = aiosqlite.Connection | InlineConnection
+
+
+def _waiting(db: _Db, sql: str) -> Any:
+    """Run a statement that may wait (BEGIN, COMMIT, ROLLBACK) off the event loop."""
+    return db.in_thread(sql) if isinstance(db, InlineConnection) else db.execute(sql)
+
+
+async def _begin(db: _Db, sql: str) -> None:
     """Start a transaction; if cancelled meanwhile, end it before giving the connection up.
 
-    aiosqlite runs the statement in its thread even when the awaiting task is cancelled,
-    so without this the next unit on the connection would find a transaction open.
+    The statement runs in the connection's thread even when the awaiting task is
+    cancelled, so without this the next unit on the connection would find a transaction
+    open.
     """
-    begin, cancelled = await _finish(db.execute(sql))
+    begin, cancelled = await _finish(_waiting(db, sql))
     if cancelled:
         if begin.exception() is None:
-            await _finish(db.execute("ROLLBACK"))
+            await _finish(_waiting(db, "ROLLBACK"))
         raise asyncio.CancelledError
     begin.result()
 
@@ -106,31 +125,30 @@ class SqliteStore(Store):
         self.path = path
         #: The code-hashing key's file: `secret.key` beside the database unless told.
         self.secret_file = secret_file or path.parent / SECRET_FILE
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: InlineConnection | None = None
         self._write_lock = asyncio.Lock()
         self._queued = 0
         self._group: _Group | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all: list[aiosqlite.Connection] = []
+        self._all: list[_Db] = []
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await _connect(self.path)
+            self._writer = await InlineConnection.connect(self.path, _pragmas(query_only=False))
             self._all.append(self._writer)
             await self._migrate(self._writer)
             for _ in range(READERS):
-                reader = await _connect(self.path, query_only=True)
+                reader = await _connect_reader(self.path)
                 self._all.append(reader)
                 self._readers.put_nowait(reader)
         except BaseException:
             await self.close()
             raise
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        async with db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
+    async def _migrate(self, db: InlineConnection) -> None:
+        rows = await db.execute_fetchall("PRAGMA user_version")
+        version = int(rows[0][0]) if rows else 0
         for number, name, sql in migrations():
             if number <= version:
                 continue
@@ -141,7 +159,7 @@ class SqliteStore(Store):
                 )
             except BaseException:
                 if db.in_transaction:
-                    await db.execute("ROLLBACK")
+                    await db.in_thread("ROLLBACK")
                 raise
 
     async def close(self) -> None:
@@ -201,7 +219,7 @@ class SqliteStore(Store):
         # Shielded: a caller cancelled here must not cancel the future its group shares.
         await asyncio.shield(group.committed)
 
-    async def _undo_unit(self, db: aiosqlite.Connection) -> None:
+    async def _undo_unit(self, db: InlineConnection) -> None:
         """Roll one unit back; the group stays, unless SQLite already dropped it."""
         try:
             await db.execute("ROLLBACK TO unit")
@@ -225,13 +243,13 @@ class SqliteStore(Store):
         if group.broken or not db.in_transaction:
             error = StoreError("the group transaction was lost; nothing of it was kept")
         else:
-            commit, cancelled = await _finish(db.execute("COMMIT"))
+            commit, cancelled = await _finish(db.in_thread("COMMIT"))
             error = commit.exception()
         if error is None:
             group.committed.set_result(None)
         else:
             if db.in_transaction:
-                rollback, interrupted = await _finish(db.execute("ROLLBACK"))
+                rollback, interrupted = await _finish(db.in_thread("ROLLBACK"))
                 cancelled = cancelled or interrupted
                 if rollback.exception() is not None:
                     log.error("could not roll a failed group back: %r", rollback.exception())

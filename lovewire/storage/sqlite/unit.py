@@ -7,6 +7,7 @@ import aiosqlite
 from lovewire.storage.base import Unit
 from lovewire.storage.sqlite.accounts import SqliteCodes, SqliteSmsLog, SqliteTokens, SqliteUsers
 from lovewire.storage.sqlite.crush import SqliteCrushes, SqliteTelChanges
+from lovewire.storage.sqlite.inline import InlineConnection
 from lovewire.storage.sqlite.pictures import SqlitePictures
 from lovewire.storage.sqlite.pushes import SqlitePushes
 
@@ -16,7 +17,9 @@ __all__ = ["SqliteUnit"]
 class SqliteUnit(Unit):
     """The repositories bound to one connection (a reader's refuses every write)."""
 
-    def __init__(self, db: aiosqlite.Connection, *, writable: bool = True) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection | InlineConnection, *, writable: bool = True
+    ) -> None:
         super().__init__(writable=writable)
         self.db = db
         self.users = SqliteUsers(db)
