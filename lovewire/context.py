@@ -9,9 +9,10 @@ lives in `lovewire.login`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import MutableMapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from lovewire.clock import Clock
@@ -70,17 +71,68 @@ class RequestLog(logging.LoggerAdapter[logging.Logger]):
         return f"conn {conn} user {'-' if user is None else user}: {msg}", kwargs
 
 
+class _RequestUnit:
+    """`Context.unit()`: a class, not a generator, as it runs for every write."""
+
+    __slots__ = ("_ctx", "_inner", "_login", "_tx")
+
+    def __init__(self, ctx: Context, login: Login | None) -> None:
+        self._ctx = ctx
+        self._login = login
+        self._inner = ctx.store.unit()
+        self._tx: Unit | None = None
+
+    async def __aenter__(self) -> Unit:
+        tx = await self._inner.__aenter__()
+        try:
+            login = self._login
+            if login is not None and not await tx.tokens.hold(login.token_id, self._ctx.now()):
+                raise BadToken("token revoked or expired")
+        except BaseException as exc:
+            await self._inner.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._tx = tx
+        return tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, tb)
+        if exc_type is None and self._tx is not None:
+            self._ctx._session.outbox.extend(self._tx.new_pushes)
+
+
 class Context:
     """One request's world, as its handler sees it. Handlers get nothing else."""
 
-    __slots__ = ("_acting", "_login", "_services", "_session", "log")
+    __slots__ = ("_acting", "_log", "_login_machine", "_services", "_session")
 
     def __init__(self, services: Services, session: Session) -> None:
         self._services = services
         self._session = session
-        self._login = LoginMachine(services.store, services.hub, services.clock, session)
         self._acting: Login | None = None
-        self.log = RequestLog(log, session)
+        # Made on first use: most requests need neither.
+        self._login_machine: LoginMachine | None = None
+        self._log: RequestLog | None = None
+
+    @property
+    def log(self) -> RequestLog:
+        """The request's logger: its lines name the connection and the user."""
+        if self._log is None:
+            self._log = RequestLog(log, self._session)
+        return self._log
+
+    @property
+    def _login(self) -> LoginMachine:
+        if self._login_machine is None:
+            services = self._services
+            self._login_machine = LoginMachine(
+                services.store, services.hub, services.clock, self._session
+            )
+        return self._login_machine
 
     # -- process-wide values -------------------------------------------------------------
 
@@ -167,8 +219,7 @@ class Context:
 
     # -- storage -------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def unit(self, *, check_login: bool = True) -> AsyncIterator[Unit]:
+    def unit(self, *, check_login: bool = True) -> AbstractAsyncContextManager[Unit]:
         """A write transaction; the pushes it stored go out after the request's response.
 
         A request acting as the session's login writes only while its token is live: the
@@ -176,12 +227,7 @@ class Context:
         expired since the request was authenticated, even by another process). Handlers
         that check the token themselves (they revoke or refresh it) pass check_login=False.
         """
-        login = self._acting if check_login else None
-        async with self.store.unit() as tx:
-            if login is not None and not await tx.tokens.hold(login.token_id, self.now()):
-                raise BadToken("token revoked or expired")
-            yield tx
-        self._session.outbox.extend(tx.new_pushes)
+        return _RequestUnit(self, self._acting if check_login else None)
 
     async def push(self, tx: Unit, user_id: int, notify: Notify) -> StoredPush:
         """Store a push for user_id in tx; it is delivered after the commit."""

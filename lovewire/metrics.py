@@ -87,6 +87,7 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
+        self._by_type: dict[str, tuple[Counter, Histogram]] = {}
         self._errors = Counter(
             "lovewire_errors",
             "Error frames sent, by error_no.",
@@ -126,7 +127,7 @@ class Metrics:
 
     def request(self, type_: str) -> None:
         """Count a request routed to its handler."""
-        self._requests.labels(type_).inc()
+        self._of_type(type_)[0].inc()
 
     @contextmanager
     def handling(self, type_: str) -> Iterator[None]:
@@ -135,7 +136,17 @@ class Metrics:
         try:
             yield
         finally:
-            self._seconds.labels(type_).observe(time.perf_counter() - started)
+            self._of_type(type_)[1].observe(time.perf_counter() - started)
+
+    def _of_type(self, type_: str) -> tuple[Counter, Histogram]:
+        """The request counter and histogram of one type (a lookup by label is slow)."""
+        children = self._by_type.get(type_)
+        if children is None:
+            children = self._by_type[type_] = (
+                self._requests.labels(type_),
+                self._seconds.labels(type_),
+            )
+        return children
 
     def error(self, error_no: int) -> None:
         """Count an error frame sent."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +29,68 @@ def _raw(repo: object) -> Any:
     return repo.db
 
 
-async def test_unit_cancelled_while_beginning_leaves_no_transaction(store: SqliteStore) -> None:
-    """A caller cancelled during BEGIN does not leave the writer inside a transaction."""
+@contextmanager
+def _locked_by_another_process(path: Path) -> Iterator[sqlite3.Connection]:
+    """Hold the database's write lock from another connection, as another process would."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
 
-    async def write() -> None:
-        async with store.unit() as tx:
-            await tx.users.create("13800000001", "a", 0, "1990-01-01", 0)
 
-    task = asyncio.create_task(write())
-    await asyncio.sleep(0)  # let it take the lock and send BEGIN
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
+async def _writer_waits(store: SqliteStore) -> None:
+    """Until the writer's BEGIN is waiting in its thread for the lock."""
+    statements: list[str] = []
+    loop = asyncio.get_running_loop()
+    waiting = loop.create_future()
+
+    def trace(sql: str) -> None:
+        if sql == "BEGIN IMMEDIATE" and threading.current_thread() is not threading.main_thread():
+            loop.call_soon_threadsafe(lambda: waiting.done() or waiting.set_result(None))
+        statements.append(sql)
+
+    assert store._writer is not None
+    await store._writer.set_trace_callback(trace)
+    await waiting
+
+
+async def test_unit_waits_for_a_lock_another_process_holds(store: SqliteStore) -> None:
+    """BEGIN waits in the writer's thread while another process writes: reads go on."""
+    with _locked_by_another_process(store.path) as other:
+
+        async def write() -> None:
+            async with store.unit() as tx:
+                await tx.users.create("13800000001", "a", 0, "1990-01-01", 0)
+
+        task = asyncio.create_task(write())
+        await _writer_waits(store)
+        async with store.read() as tx:
+            assert await tx.users.get(1) is None
+        other.execute("COMMIT")
         await task
+    async with store.read() as tx:
+        user = await tx.users.get(1)
+    assert user is not None and user.tel == "13800000001"
+
+
+async def test_unit_cancelled_while_beginning_leaves_no_transaction(store: SqliteStore) -> None:
+    """A caller cancelled during a waiting BEGIN does not leave the writer in a transaction."""
+    with _locked_by_another_process(store.path) as other:
+
+        async def write() -> None:
+            async with store.unit() as tx:
+                await tx.users.create("13800000001", "a", 0, "1990-01-01", 0)
+
+        task = asyncio.create_task(write())
+        await _writer_waits(store)
+        task.cancel()
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await task
     async with store.unit() as tx:
         user = await tx.users.create("13800000002", "b", 1, "1990-01-01", 0)
     assert user.tel == "13800000002"

@@ -11,10 +11,11 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import aiosqlite
@@ -118,6 +119,26 @@ class _Group:
     broken: bool = False
 
 
+class _WriteUnit:
+    """`SqliteStore.unit()`: a class, not a generator, as it runs for every write."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def __aenter__(self) -> Unit:
+        return await self._store._enter_unit()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._store._exit_unit(failed=exc_type is not None)
+
+
 class SqliteStore(Store):
     """A SQLite database file; writes are serialised, reads run beside them."""
 
@@ -172,8 +193,7 @@ class SqliteStore(Store):
         for db in connections:
             await db.close()
 
-    @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Unit]:
+    def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A write unit: a savepoint inside the current group transaction.
 
         Units run one at a time on the writer. Units that queue up behind each other share
@@ -181,12 +201,15 @@ class SqliteStore(Store):
         full; each unit returns only once its group has committed, so it is as durable as a
         transaction of its own.
         """
+        return _WriteUnit(self)
+
+    async def _enter_unit(self) -> SqliteUnit:
+        """Take the writer, join (or begin) the group, open the unit's savepoint."""
         self._queued += 1
         try:
             await self._write_lock.acquire()
         finally:
             self._queued -= 1
-        group: _Group | None = None
         try:
             db = self._writer
             if db is None:
@@ -196,28 +219,44 @@ class SqliteStore(Store):
                 # savepoint here would start a transaction of its own, committed unseen.
                 await self._commit_group()
             if self._group is None:
-                await _begin(db, "BEGIN IMMEDIATE")
+                if not db.begin_now("BEGIN IMMEDIATE"):
+                    await _begin(db, "BEGIN IMMEDIATE")
                 self._group = _Group(asyncio.get_running_loop().create_future())
             self._group.ran += 1
             await db.execute("SAVEPOINT unit")
-            try:
-                yield SqliteUnit(db)
-            except BaseException:
+        except BaseException:
+            await self._leave_writer()
+            raise
+        return SqliteUnit(db)
+
+    async def _exit_unit(self, failed: bool) -> None:
+        """Keep (or undo) the unit, give the writer up, and wait for the group's commit."""
+        db = self._writer
+        assert db is not None  # `close` waits for the writer
+        group: _Group | None = None
+        try:
+            if failed:
                 await self._undo_unit(db)
-                raise
-            await db.execute("RELEASE unit")
-            group = self._group
-            group.units += 1
+            else:
+                await db.execute("RELEASE unit")
+                group = self._group
+                assert group is not None
+                group.units += 1
         finally:
-            try:
-                if self._group is not None and (
-                    self._queued == 0 or self._group.ran >= GROUP_MAX or self._writer is None
-                ):
-                    await self._commit_group()
-            finally:
-                self._write_lock.release()
-        # Shielded: a caller cancelled here must not cancel the future its group shares.
-        await asyncio.shield(group.committed)
+            await self._leave_writer()
+        if group is not None:
+            # Shielded: a caller cancelled here must not cancel the future its group shares.
+            await asyncio.shield(group.committed)
+
+    async def _leave_writer(self) -> None:
+        """Commit the group if nobody waits to join it (or it is full), and give the writer up."""
+        try:
+            if self._group is not None and (
+                self._queued == 0 or self._group.ran >= GROUP_MAX or self._writer is None
+            ):
+                await self._commit_group()
+        finally:
+            self._write_lock.release()
 
     async def _undo_unit(self, db: InlineConnection) -> None:
         """Roll one unit back; the group stays, unless SQLite already dropped it."""
