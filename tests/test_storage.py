@@ -46,11 +46,15 @@ async def _writer_waits(store: SqliteStore) -> None:
     """Until the writer's BEGIN is waiting in its thread for the lock."""
     statements: list[str] = []
     loop = asyncio.get_running_loop()
-    waiting = loop.create_future()
+    waiting: asyncio.Future[None] = loop.create_future()
+
+    def waits() -> None:
+        if not waiting.done():
+            waiting.set_result(None)
 
     def trace(sql: str) -> None:
         if sql == "BEGIN IMMEDIATE" and threading.current_thread() is not threading.main_thread():
-            loop.call_soon_threadsafe(lambda: waiting.done() or waiting.set_result(None))
+            loop.call_soon_threadsafe(waits)
         statements.append(sql)
 
     assert store._writer is not None
