@@ -14,9 +14,10 @@ import logging
 from collections import deque
 from types import TracebackType
 
-from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from lovewire.context import Services
 from lovewire.login import MAX_REPLAY
@@ -36,7 +37,9 @@ WRITE_LIMIT = 2**15
 
 
 class Connection:
-    """A live socket. Everything it sends goes through one bounded queue, in order."""
+    """A live socket. Everything it sends goes out in order, through one bounded queue
+    whenever the socket has anything waiting (its writer task, made on first need, then
+    writes the queue)."""
 
     def __init__(
         self, ws: ServerConnection, addr: str, services: Services, recorder: DeliveryRecorder
@@ -79,7 +82,6 @@ class Connection:
     async def __aenter__(self) -> Connection:
         self._set_frame_limit()
         self.services.hub.register(self)
-        self._writer = asyncio.create_task(self._write_loop())
         return self
 
     async def __aexit__(
@@ -117,11 +119,28 @@ class Connection:
         The bounds are `outbound_bytes` waiting (queued, being written, and in the
         transport's buffer) and `outbound_queue` frames queued. One frame always fits when
         nothing else waits; a replay (at most MAX_REPLAY frames) may go over once.
+
+        When nothing waits at all, not even in the transport's buffer (the usual case), the
+        frame is written at once: no queue, no writer task to wake.
         """
         if self._closing:
             return
         data = frame.encode()
         busy = self._queue or self._sending_bytes  # else the frame fits, however large
+        if (
+            not busy
+            and len(data) <= self.max_bytes
+            and not self.ws.transport.get_write_buffer_size()
+        ):
+            if self.ws.protocol.state is not State.OPEN:
+                return  # closing: nothing more goes out (as `ws.send` would refuse)
+            try:
+                broadcast((self.ws,), data, text=True, raise_exceptions=True)
+            except Exception:
+                return  # the transport failed: the socket is going, the push stays stored
+            if push is not None:
+                self._sent(push)
+            return
         if (
             busy
             and not replay
@@ -134,6 +153,12 @@ class Connection:
         self._queue.append((data, push))
         self._queued_bytes += len(data)
         self._ready.set()
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    def _sent(self, push: StoredPush) -> None:
+        self.services.metrics.push_sent()
+        self.recorder.delivered(push.user_id, push.seq)
 
     @property
     def waiting_bytes(self) -> int:
@@ -168,8 +193,7 @@ class Connection:
                     if self.waiting_bytes <= self.max_bytes:
                         self._drained.set()
                     if push is not None:
-                        self.services.metrics.push_sent()
-                        self.recorder.delivered(push.user_id, push.seq)
+                        self._sent(push)
                 self._ready.clear()
         except ConnectionClosed:
             pass
