@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -66,8 +67,34 @@ class BenchServer:
         return sum(_cpu_seconds(pid) for pid in _descendants(self.proc.pid))
 
     async def stop(self) -> None:
-        self.proc.terminate()
-        await self.proc.wait()
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                _kill_group(self.proc.pid, signal.SIGKILL)
+                await self.proc.wait()
+        STARTED.discard(self.proc)
+
+
+#: Every server process started here and not stopped yet: `kill_started` ends them.
+STARTED: set[asyncio.subprocess.Process] = set()
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    """Signal a process started in its own session, and everything it started."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_started() -> None:
+    """End every server process still running (and its workers): at exit or Ctrl-C."""
+    for proc in list(STARTED):
+        if proc.returncode is None:
+            _kill_group(proc.pid, signal.SIGKILL)
+        STARTED.discard(proc)
 
 
 def machine_cpu_seconds() -> float:
@@ -125,15 +152,20 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def start_server(
-    *extra: str, python: str | None = None, env: dict[str, str] | None = None
+    *extra: str,
+    python: str | None = None,
+    env: dict[str, str] | None = None,
+    data_dir: str | None = None,
 ) -> BenchServer:
     """Start `lovewire serve` on free ports with a fresh data dir and `BENCH_FLAGS`.
+
+    `data_dir`: an existing one instead (a seeded database, say).
 
     `python` is the interpreter to run it with (default: this one). A given interpreter
     runs in the data dir, so that it imports its own installed build of lovewire, never
     the sources of the current directory. `env` is added to this process's environment.
     """
-    data = tempfile.mkdtemp(prefix="lovewire-bench-")
+    data = data_dir or tempfile.mkdtemp(prefix="lovewire-bench-")
     proc = await asyncio.create_subprocess_exec(
         python or sys.executable,
         "-m",
@@ -151,7 +183,9 @@ async def start_server(
         limit=2**20,
         cwd=data if python else None,
         env={**os.environ, **env} if env else None,
+        start_new_session=True,
     )
+    STARTED.add(proc)
     assert proc.stdout is not None
     match = LISTENING.match((await proc.stdout.readline()).decode().strip())
     assert match, "server did not start"
