@@ -39,7 +39,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import kill_started, raise_fd_limit
+from bench.common import kill_started, raise_fd_limit, remove_data_dirs
 from bench.suite.chat import chat
 from bench.suite.core import CLIENT_CPU_LIMIT, Result, Sizes, Suite, kill_agents
 from bench.suite.feed import feed
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         kill_agents()
         kill_started()
+        remove_data_dirs()
     Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"written: {args.json}")
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -79,6 +80,8 @@ class BenchServer:
 
 #: Every server process started here and not stopped yet: `kill_started` ends them.
 STARTED: set[asyncio.subprocess.Process] = set()
+#: Every data dir made for a server here: `remove_data_dirs` removes those left over.
+DATA_DIRS: set[str] = set()
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
@@ -95,6 +98,13 @@ def kill_started() -> None:
         if proc.returncode is None:
             _kill_group(proc.pid, signal.SIGKILL)
         STARTED.discard(proc)
+
+
+def remove_data_dirs() -> None:
+    """Remove the data dirs made here that are still there (after Ctrl-C, say)."""
+    for path in list(DATA_DIRS):
+        shutil.rmtree(path, ignore_errors=True)
+        DATA_DIRS.discard(path)
 
 
 def machine_cpu_seconds() -> float:
@@ -166,6 +176,7 @@ async def start_server(
     the sources of the current directory. `env` is added to this process's environment.
     """
     data = data_dir or tempfile.mkdtemp(prefix="lovewire-bench-")
+    DATA_DIRS.add(data)
     proc = await asyncio.create_subprocess_exec(
         python or sys.executable,
         "-m",

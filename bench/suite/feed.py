@@ -10,7 +10,6 @@ and the schema's migrations) and copied for later runs.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import shutil
@@ -27,7 +26,7 @@ from typing import Any, cast
 import aiosqlite
 from websockets.asyncio.client import connect
 
-from bench.common import call, register_many, start_server
+from bench.common import DATA_DIRS, call, register_many, start_server
 from bench.suite.core import Agent, Result, Suite, client_cpu_note, cpu_pct_since, percentile
 from lovewire.storage.backends import SQLITE_FILE
 from lovewire.storage.sqlite.pictures import SqlitePictures
@@ -120,6 +119,13 @@ def seed(path: Path, posts: int, comments: int, big: int) -> dict[str, float]:
         db.close()
 
 
+async def seeding(
+    conn: Connection, path: Path, posts: int, comments: int, big: int
+) -> dict[str, float]:
+    """Agent: `seed` in a process of its own, which Ctrl-C can end (a thread would not)."""
+    return seed(path, posts, comments, big)
+
+
 class _Explainer:
     """Stands for the aiosqlite connection of a repository: runs each statement, and
     keeps its `EXPLAIN QUERY PLAN`."""
@@ -192,6 +198,7 @@ async def _seeded(suite: Suite) -> tuple[str, dict[str, Any]]:
     s = suite.sizes
     key = f"feed-{s.feed_posts}-{s.feed_comments}-{s.feed_big}-{_schema_key()}"
     data = tempfile.mkdtemp(prefix="lovewire-bench-")
+    DATA_DIRS.add(data)
     cached = Path(suite.cache) / key if suite.cache else None
     if cached and (cached / SQLITE_FILE).exists():
         shutil.rmtree(data)
@@ -200,9 +207,8 @@ async def _seeded(suite: Suite) -> tuple[str, dict[str, Any]]:
         return data, {"cache": str(cached), "copy_s": time.monotonic() - t0}
     server = await start_server(data_dir=data)  # it migrates its database
     await server.stop()
-    timing: dict[str, Any] = await asyncio.to_thread(
-        seed, Path(data) / SQLITE_FILE, s.feed_posts, s.feed_comments, s.feed_big
-    )
+    agent = Agent(seeding, Path(data) / SQLITE_FILE, s.feed_posts, s.feed_comments, s.feed_big)
+    timing: dict[str, Any] = await agent.result(3600)
     if cached:
         shutil.rmtree(cached, ignore_errors=True)
         shutil.copytree(data, cached)

@@ -65,14 +65,16 @@ async def ping(suite: Suite) -> Result:
         await server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
     rate = {k: statistics.median(r.requests_per_s for r in v) for k, v in runs.items()}
+    cost = {k: statistics.median(r.server_us_per_request for r in v) for k, v in runs.items()}
     ratio = rate["lovewire"] / rate["echo"]
     suite.found["echo_rate"] = rate["echo"]
-    lw = runs["lovewire"][-1]
+    every = runs["echo"] + runs["lovewire"]
     notes = [
-        f"ceiling: echo {rate['echo']:,.0f}/s; lovewire {rate['lovewire']:,.0f}/s, "
-        f"p99 {lw.p99_ms:.1f} ms, {lw.server_us_per_request:.0f} us CPU/req",
-        *(_cpu(r) for r in runs["echo"] + runs["lovewire"]),
-        *(_others(r) for r in runs["echo"] + runs["lovewire"]),
+        f"ceiling: echo {rate['echo']:,.0f}/s at {cost['echo']:.0f} us CPU/req; lovewire "
+        f"{rate['lovewire']:,.0f}/s at {cost['lovewire']:.0f} us CPU/req, "
+        f"p99 {statistics.median(r.p99_ms for r in runs['lovewire']):.1f} ms",
+        client_cpu_note([c for r in every for c in r.client_cpu_pct]),
+        _others(max(every, key=lambda r: r.others_cpu_pct)),
     ]
     errors = sum(r.errors for v in runs.values() for r in v)
     if errors:
@@ -83,9 +85,10 @@ async def ping(suite: Suite) -> Result:
         "x echo",
         ">= 0.85",
         ratio >= 0.85 and not errors,
-        "; ".join(dict.fromkeys(n for n in notes if n)),
+        "; ".join(n for n in notes if n),
         {
             "requests_per_s": rate,
+            "server_us_per_request": cost,
             "sockets": sockets,
             "processes": args.processes,
             "runs": {k: [asdict(r) for r in v] for k, v in runs.items()},
