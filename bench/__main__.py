@@ -39,7 +39,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import kill_started, raise_fd_limit, remove_data_dirs
+from bench.common import (
+    kill_started,
+    machine_cpu_seconds,
+    raise_fd_limit,
+    remove_data_dirs,
+    services_cpu_seconds,
+    tree_cpu_seconds,
+)
 from bench.suite.chat import chat
 from bench.suite.core import CLIENT_CPU_LIMIT, Result, Sizes, Suite, kill_agents
 from bench.suite.feed import feed
@@ -73,6 +80,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown scenario(s): {', '.join(unknown)}")
     return args
+
+
+#: Other work on the machine, in % of one core over a scenario, worth a note.
+OTHERS_LIMIT = 25.0
+
+
+def _note_others(result: Result, others_pct: float) -> None:
+    """Keep the CPU the rest of the machine used meanwhile; note it when noisy."""
+    result.details["others_cpu_pct"] = round(others_pct, 1)
+    if others_pct > OTHERS_LIMIT and "busy elsewhere" not in result.notes:
+        note = f"machine busy elsewhere: {others_pct:.0f}% of a core (noisy)"
+        result.notes = f"{result.notes}; {note}" if result.notes else note
 
 
 def _figure(r: Result) -> str:
@@ -112,6 +131,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results, started = [], time.monotonic()
     for name in args.only:
         t0 = time.monotonic()
+        cpu0 = machine_cpu_seconds() - tree_cpu_seconds() - services_cpu_seconds()
         print(f"{name} ...", flush=True)
         try:
             result = await SCENARIOS[name](suite)
@@ -123,6 +143,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             kill_agents()
             kill_started()
         result.details["seconds"] = round(time.monotonic() - t0, 1)
+        others = machine_cpu_seconds() - tree_cpu_seconds() - services_cpu_seconds() - cpu0
+        _note_others(result, others / (time.monotonic() - t0) * 100)
         print(f"{name}: {_figure(result)} ({_met(result)}) in {result.details['seconds']} s")
         results.append(result)
     print_table(results, mode)

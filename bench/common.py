@@ -152,6 +152,23 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and everything it started, ended or not.
+
+    Ended children count once reaped (`cutime`/`cstime`), through whichever of this
+    process's descendants reaped them.
+    """
+    total = 0.0
+    for pid in _descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14 to 17 of proc(5).
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
