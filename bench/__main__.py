@@ -95,7 +95,7 @@ def _note_others(result: Result, others_pct: float) -> None:
 
 
 def _figure(r: Result) -> str:
-    if r.figure is None or math.isnan(r.figure):
+    if r.figure is None:
         return "-"
     if r.figure >= 100:
         return f"{r.figure:,.0f} {r.unit}"
@@ -142,6 +142,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             kill_agents()
             kill_started()
+        if result.figure is not None and math.isnan(result.figure):
+            result.figure = None  # JSON has no NaN
         result.details["seconds"] = round(time.monotonic() - t0, 1)
         others = machine_cpu_seconds() - tree_cpu_seconds() - services_cpu_seconds() - cpu0
         _note_others(result, others / (time.monotonic() - t0) * 100)

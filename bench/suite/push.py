@@ -96,7 +96,9 @@ async def likes(
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in liker_ws + owner_ws), return_exceptions=True)
     latencies = [arrived[k] - sent[k] for k in sent if k in arrived]
+    last = max(arrived.values(), default=start)
     return {
+        "pushed_per_s": len(arrived) / (last - start) if last > start else 0.0,
         "likes": total,
         "sending_s": sending,
         "latencies": latencies,
@@ -145,7 +147,8 @@ async def push(suite: Suite) -> Result:
     lost = got["likes"] - got["pushes"]
     notes = [
         f"{OWNERS + LIKERS + idle:,} sockets; {got['likes']:,} likes offered at "
-        f"{achieved:,.0f}/s; p50 {statistics.median(lat) if lat else float('nan'):.1f} ms"
+        f"{achieved:,.0f}/s, pushed at {got['pushed_per_s']:,.0f}/s; "
+        f"p50 {statistics.median(lat) if lat else float('nan'):.1f} ms"
     ]
     if lost:
         notes.append(f"{lost} pushes not received within 15 s")
@@ -164,6 +167,7 @@ async def push(suite: Suite) -> Result:
             "likes": got["likes"],
             "offered_rate": sizes.push_rate,
             "achieved_rate": achieved,
+            "pushed_rate": got["pushed_per_s"],
             "p50_ms": statistics.median(lat) if lat else None,
             "p99_ms": p99 if lat else None,
             "max_ms": max(lat, default=None),
