@@ -19,8 +19,10 @@ pace). Scenarios (targets from the issue):
 - chat: skipped until the chat messages exist.
 
 `--quick` runs smaller counts and shorter windows (under two minutes on two cores); the
-full run takes 10-15 minutes. PostgreSQL and Redis come from LOVEWIRE_BENCH_DATABASE_URL
-and LOVEWIRE_BENCH_REDIS_URL (defaults: local ones); `workers` is skipped without them.
+full run takes about 5 minutes (a minute more to seed the feed's database the first
+time, or every time without `--cache`). PostgreSQL and Redis come from
+LOVEWIRE_BENCH_DATABASE_URL and LOVEWIRE_BENCH_REDIS_URL (defaults: local ones);
+`workers` is skipped without them.
 """
 
 from __future__ import annotations

@@ -208,7 +208,3 @@ def kill_agents() -> None:
         if agent.proc.is_alive():
             agent.proc.kill()
         _AGENTS.discard(agent)
-
-
-def cores() -> int:
-    return os.cpu_count() or 1

@@ -1,6 +1,6 @@
 """Many sockets at once: idle memory, `system_notify` fan-out, reconnect with replay.
 
-The sockets live in spawned client processes (`hold`, `reconnect`), each recording
+The sockets live in spawned client processes (`hold`, `replay`), each recording
 `time.monotonic()` (system-wide, so comparable with this process's) when a frame of
 interest arrives.
 """
