@@ -7,6 +7,8 @@ import json
 import os
 import re
 import resource
+import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -66,8 +68,43 @@ class BenchServer:
         return sum(_cpu_seconds(pid) for pid in _descendants(self.proc.pid))
 
     async def stop(self) -> None:
-        self.proc.terminate()
-        await self.proc.wait()
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                _kill_group(self.proc.pid, signal.SIGKILL)
+                await self.proc.wait()
+        STARTED.discard(self.proc)
+
+
+#: Every server process started here and not stopped yet: `kill_started` ends them.
+STARTED: set[asyncio.subprocess.Process] = set()
+#: Every data dir made for a server here: `remove_data_dirs` removes those left over.
+DATA_DIRS: set[str] = set()
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    """Signal a process started in its own session, and everything it started."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_started() -> None:
+    """End every server process still running (and its workers): at exit or Ctrl-C."""
+    for proc in list(STARTED):
+        if proc.returncode is None:
+            _kill_group(proc.pid, signal.SIGKILL)
+        STARTED.discard(proc)
+
+
+def remove_data_dirs() -> None:
+    """Remove the data dirs made here that are still there (after Ctrl-C, say)."""
+    for path in list(DATA_DIRS):
+        shutil.rmtree(path, ignore_errors=True)
+        DATA_DIRS.discard(path)
 
 
 def machine_cpu_seconds() -> float:
@@ -115,6 +152,23 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and everything it started, ended or not.
+
+    Ended children count once reaped (`cutime`/`cstime`), through whichever of this
+    process's descendants reaped them.
+    """
+    total = 0.0
+    for pid in _descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14 to 17 of proc(5).
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -125,15 +179,21 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def start_server(
-    *extra: str, python: str | None = None, env: dict[str, str] | None = None
+    *extra: str,
+    python: str | None = None,
+    env: dict[str, str] | None = None,
+    data_dir: str | None = None,
 ) -> BenchServer:
     """Start `lovewire serve` on free ports with a fresh data dir and `BENCH_FLAGS`.
+
+    `data_dir`: an existing one instead (a seeded database, say).
 
     `python` is the interpreter to run it with (default: this one). A given interpreter
     runs in the data dir, so that it imports its own installed build of lovewire, never
     the sources of the current directory. `env` is added to this process's environment.
     """
-    data = tempfile.mkdtemp(prefix="lovewire-bench-")
+    data = data_dir or tempfile.mkdtemp(prefix="lovewire-bench-")
+    DATA_DIRS.add(data)
     proc = await asyncio.create_subprocess_exec(
         python or sys.executable,
         "-m",
@@ -151,7 +211,9 @@ async def start_server(
         limit=2**20,
         cwd=data if python else None,
         env={**os.environ, **env} if env else None,
+        start_new_session=True,
     )
+    STARTED.add(proc)
     assert proc.stdout is not None
     match = LISTENING.match((await proc.stdout.readline()).decode().strip())
     assert match, "server did not start"

@@ -104,7 +104,7 @@ def _png(n: int) -> str:
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
-async def _upload(server: BenchServer, owners: list[dict[str, Any]], count: int) -> list[str]:
+async def upload(server: BenchServer, owners: list[dict[str, Any]], count: int) -> list[str]:
     """`count` pictures shared out among the owners; their ids, owners interleaved."""
 
     async def one_owner(k: int) -> list[tuple[int, str]]:
@@ -145,7 +145,7 @@ async def _count_pushes(ws: ClientConnection) -> int:
             return pushes
 
 
-async def _measure(
+async def measure(
     server: BenchServer,
     scenario: str,
     likers: list[dict[str, Any]],
@@ -183,7 +183,7 @@ async def _measure(
     return tallies, cpu, pushes
 
 
-def _figures(
+def figures(
     key: tuple[str, str, int],
     seconds: float,
     tallies: list[Tally],
@@ -230,12 +230,12 @@ async def scenarios(server: BenchServer, build: str, n: int, args: argparse.Name
     try:
         users = await register_many(server, args.owners + args.processes * args.sockets)
         owners, likers = users[: args.owners], users[args.owners :]
-        pictures = await _upload(server, owners, args.pictures)
+        pictures = await upload(server, owners, args.pictures)
         runs = []
         for scenario in SCENARIOS:
             mine = owners if scenario == "like" else []
-            got = await _measure(server, scenario, likers, mine, pictures, args)
-            runs.append(_figures((scenario, build, n), args.seconds, *got))
+            got = await measure(server, scenario, likers, mine, pictures, args)
+            runs.append(figures((scenario, build, n), args.seconds, *got))
             _print_run(runs[-1])
         return runs
     finally:

@@ -1,0 +1,189 @@
+"""Closed-loop throughput: ping against the bare echo server, durable like/unlike on one
+process and on `--workers 2`.
+
+The load is `bench.loadgen`'s: spawned generator processes, a fixed number of sockets
+each, one request in flight per socket, counted over one measuring window after a
+warm-up; each generator measures its own CPU over the window (`client_cpu_pct`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from bench.common import BenchServer, register_many, start_server
+from bench.compare import FLAGS, Run, figures, measure, upload
+from bench.scale import deployment
+from bench.suite.core import Result, Suite, client_cpu_note, fsync_ms
+from bench.suite.echo import start_echo
+
+__all__ = ["like", "ping", "workers"]
+
+OWNERS = 2
+
+
+def _load(suite: Suite) -> argparse.Namespace:
+    """The options `bench.compare.measure` reads."""
+    s = suite.sizes
+    return argparse.Namespace(
+        seconds=s.seconds, warmup=s.warmup, processes=s.processes, sockets=s.sockets
+    )
+
+
+def _cpu(run: Run) -> str:
+    return client_cpu_note(run.client_cpu_pct)
+
+
+def _others(run: Run) -> str:
+    """A note when the machine was busy with something else than this bench."""
+    if run.others_cpu_pct > 25:
+        return f"machine busy elsewhere: {run.others_cpu_pct:.0f}% of a core (noisy)"
+    return ""
+
+
+async def ping(suite: Suite) -> Result:
+    """`ping_request` through lovewire against the echo server: same load, alternated."""
+    args = _load(suite)
+    sockets = args.processes * args.sockets
+    server = await start_server(*FLAGS)
+    echo = await start_echo()
+    try:
+        users = await register_many(server, sockets)
+        anonymous = [{"token": ""}] * sockets
+        runs: dict[str, list[Run]] = {"echo": [], "lovewire": []}
+        for n in range(suite.sizes.rounds):
+            for name, target, who in (("echo", echo, anonymous), ("lovewire", server, users)):
+                got = await measure(target, "ping", who, [], [], args)
+                runs[name].append(figures(("ping", name, n), args.seconds, *got))
+    finally:
+        await echo.stop()
+        await server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+    rate = {k: statistics.median(r.requests_per_s for r in v) for k, v in runs.items()}
+    cost = {k: statistics.median(r.server_us_per_request for r in v) for k, v in runs.items()}
+    ratio = rate["lovewire"] / rate["echo"]
+    suite.found["echo_rate"] = rate["echo"]
+    every = runs["echo"] + runs["lovewire"]
+    notes = [
+        f"ceiling: echo {rate['echo']:,.0f}/s at {cost['echo']:.0f} us CPU/req; lovewire "
+        f"{rate['lovewire']:,.0f}/s at {cost['lovewire']:.0f} us CPU/req, "
+        f"p99 {statistics.median(r.p99_ms for r in runs['lovewire']):.1f} ms",
+        client_cpu_note([c for r in every for c in r.client_cpu_pct]),
+        _others(max(every, key=lambda r: r.others_cpu_pct)),
+    ]
+    errors = sum(r.errors for v in runs.values() for r in v)
+    if errors:
+        notes.append(f"{errors} requests failed")
+    return Result(
+        "ping",
+        ratio,
+        "x echo",
+        ">= 0.85",
+        ratio >= 0.85 and not errors,
+        "; ".join(n for n in notes if n),
+        {
+            "requests_per_s": rate,
+            "server_us_per_request": cost,
+            "sockets": sockets,
+            "processes": args.processes,
+            "runs": {k: [asdict(r) for r in v] for k, v in runs.items()},
+            "client_cpu_pct": [c for v in runs.values() for r in v for c in r.client_cpu_pct],
+        },
+    )
+
+
+async def _like_on(server: BenchServer, suite: Suite, label: str) -> Run:
+    """Durable like/unlike on a fresh server (stopped at the end), owners reading pushes."""
+    args = _load(suite)
+    try:
+        suite.found.setdefault("fsync_ms", fsync_ms(server.data_dir))
+        users = await register_many(server, OWNERS + args.processes * args.sockets)
+        owners, likers = users[:OWNERS], users[OWNERS:]
+        pictures = await upload(server, owners, suite.sizes.pictures)
+        got = await measure(server, "like", likers, owners, pictures, args)
+        return figures(("like", label, 1), args.seconds, *got)
+    finally:
+        await server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+def _like_notes(run: Run) -> list[str]:
+    notes = [
+        f"p99 {run.p99_ms:.1f} ms, server {run.server_us_per_request:.0f} us CPU/req "
+        f"({run.server_cpu_pct:.0f}% of a core); pushes {run.pushes}/{run.first_likes}"
+    ]
+    if run.errors:
+        notes.append(f"{run.errors} requests failed")
+    if run.repeat_likes:
+        notes.append(f"pictures ran out: {run.repeat_likes} likes pushed nothing")
+    notes.append(_others(run))
+    notes.append(_cpu(run))
+    return [n for n in notes if n]
+
+
+async def like(suite: Suite) -> Result:
+    """Durable like/unlike requests a second on one process, SQLite."""
+    run = await _like_on(await start_server(*FLAGS), suite, "sqlite")
+    suite.found["like_run"] = run
+    notes = _like_notes(run)
+    fsync = suite.found["fsync_ms"]
+    notes.insert(
+        0, f"disk: fsync {fsync:.2f} ms (one durable commit at a time: {1000 / fsync:,.0f}/s)"
+    )
+    if "echo_rate" in suite.found:
+        notes.insert(0, f"ceiling: echo {suite.found['echo_rate']:,.0f}/s")
+    return Result(
+        "like",
+        run.requests_per_s,
+        "req/s",
+        ">= 5000",
+        run.requests_per_s >= 5000 and not run.errors and run.pushes == run.first_likes,
+        "; ".join(notes),
+        {"run": asdict(run), "fsync_ms": fsync, "client_cpu_pct": run.client_cpu_pct},
+    )
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def workers(suite: Suite) -> Result:
+    """The like load on `--workers 2` (PostgreSQL, Redis) against one process (SQLite)."""
+    if not (reachable(5432) and reachable(6379)):
+        return Result(
+            "workers", None, "x 1 process", ">= 1.6", None,
+            "skipped: PostgreSQL (127.0.0.1:5432) or Redis (:6379) not reachable",
+        )  # fmt: skip
+    base: Run = suite.found.get("like_run") or await _like_on(
+        await start_server(*FLAGS), suite, "sqlite"
+    )
+    async with deployment(suite.database_url, suite.redis_url) as env:
+        server = await start_server(*FLAGS, "--workers", "2", python=sys.executable, env=env)
+        run = await _like_on(server, suite, "workers")
+    ratio = run.requests_per_s / base.requests_per_s
+    notes = [
+        f"2 workers {run.requests_per_s:,.0f}/s vs 1 process {base.requests_per_s:,.0f}/s; "
+        f"pg+redis {run.services_cpu_pct:.0f}% of a core",
+        *_like_notes(run),
+    ]
+    details: dict[str, Any] = {
+        "run": asdict(run),
+        "one_process": asdict(base),
+        "client_cpu_pct": run.client_cpu_pct,
+    }
+    return Result(
+        "workers",
+        ratio,
+        "x 1 process",
+        ">= 1.6",
+        ratio >= 1.6 and not run.errors,
+        "; ".join(notes),
+        details,
+    )
