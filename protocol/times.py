@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, tzinfo
 
 __all__ = [
@@ -22,7 +23,13 @@ DAY = 86400
 
 def format_app_time(ts: float, tz: tzinfo) -> str:
     """Format Unix seconds as the app shows them, e.g. `2015-8-4 1:44`."""
-    d = datetime.fromtimestamp(ts, tz)
+    return _minute(int(ts // 60), tz)
+
+
+@functools.lru_cache(maxsize=8192)
+def _minute(minute: int, tz: tzinfo) -> str:
+    """The app's time of one minute: a feed shows many times, often the same minutes."""
+    d = datetime.fromtimestamp(minute * 60, tz)
     return f"{d.year}-{d.month}-{d.day} {d.hour}:{d.minute:02d}"
 
 

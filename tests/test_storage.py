@@ -342,3 +342,35 @@ async def test_upgrade_from_first_schema_keeps_data(tmp_path: Path) -> None:
         assert latest.execute("PRAGMA user_version").fetchone()[0] == migrations()[-1][0]
     finally:
         latest.close()
+
+
+async def test_upgrade_counts_what_was_there(tmp_path: Path) -> None:
+    """Likes, comments and replies stored before the counts were kept are counted by the
+    upgrade that adds them."""
+    from lovewire.storage.sqlite import migrations
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    for number, _, sql in migrations():
+        if number > 4:
+            break
+        old.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    old.executescript(
+        "INSERT INTO users (id, tel, nickname, sex, birthday, created_ts)"
+        " VALUES (1, '13800000009', 'a', 1, '1990-01-01', 0),"
+        " (2, '13800000010', 'b', 1, '1990-01-01', 0);"
+        "INSERT INTO pictures (id, owner_id, path, created_ts) VALUES (7, 1, 'ab/x.jpg', 0);"
+        "INSERT INTO picture_likes VALUES (7, 1, 0), (7, 2, 0);"
+        "INSERT INTO picture_comments (id, picture_id, parent_id, author_id, msg, created_ts)"
+        " VALUES (1, 7, NULL, 2, 'c', 0), (2, 7, 1, 1, 'r', 0), (3, 7, 1, 2, 'r', 0);"
+    )
+    old.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        async with store.read() as tx:
+            [post] = await tx.pictures.feed(1, None, 20)
+            [comment] = await tx.pictures.comments_of([7], 10)
+        assert (post.like_count, post.comment_count, comment.reply_count) == (2, 1, 2)
+    finally:
+        await store.close()

@@ -386,3 +386,49 @@ async def test_codes_are_single_use_under_concurrent_units(store: Store) -> None
     async with store.unit() as tx:
         assert await tx.codes.pending(tel, "login", 500) is None
         assert not await tx.codes.use(code)
+
+
+async def test_counts_follow_likes_comments_replies_and_deletes(store: Store) -> None:
+    """The feed's counts are kept by the writes: likes, comments, replies, and deletes of
+    a comment (its replies go with it) or of a post."""
+    async with store.unit() as tx:
+        owner = await tx.users.create("13800000101", "owner", 0, "1990-01-01", 0)
+        fans = [
+            await tx.users.create(f"1380000020{i}", f"f{i}", 1, "1990-01-01", 0) for i in range(3)
+        ]
+        picture = await tx.pictures.create(owner.id, "ab/" + "c" * 64 + ".jpg", "w", None, 0)
+        other = await tx.pictures.create(owner.id, "ab/" + "d" * 64 + ".jpg", "w", None, 0)
+        for fan in fans:
+            await tx.pictures.like(picture.id, fan.id, 1)
+        await tx.pictures.like(picture.id, fans[0].id, 2)  # twice: counted once
+        await tx.pictures.unlike(picture.id, fans[1].id)
+        first = await tx.pictures.add_comment(picture.id, fans[0].id, "a", None, None, None, 3)
+        second = await tx.pictures.add_comment(picture.id, fans[1].id, "b", None, None, None, 4)
+        for n in range(3):
+            await tx.pictures.add_comment(
+                picture.id, owner.id, f"r{n}", first.id, first.id, None, 5
+            )
+        reply = await tx.pictures.add_comment(
+            picture.id, owner.id, "s", second.id, second.id, None, 6
+        )
+        await tx.pictures.add_comment(other.id, owner.id, "elsewhere", None, None, None, 7)
+
+    async def counts() -> tuple[int, int, dict[int, int]]:
+        async with store.read() as tx:
+            post = next(p for p in await tx.pictures.feed(owner.id, None, 20) if p.id == picture.id)
+            comments = await tx.pictures.comments_of([picture.id], 10)
+            assert await tx.pictures.like_count(picture.id) == post.like_count
+        return post.like_count, post.comment_count, {c.id: c.reply_count for c in comments}
+
+    assert await counts() == (2, 2, {first.id: 3, second.id: 1})
+    async with store.unit() as tx:
+        await tx.pictures.delete_comment(reply.id)
+        await tx.pictures.delete_comment(first.id)
+    assert await counts() == (2, 1, {second.id: 0})
+    async with store.unit() as tx:
+        await tx.pictures.delete(picture.id)
+    async with store.read() as tx:
+        assert [
+            (p.id, p.comment_count, p.like_count)
+            for p in await tx.pictures.feed(owner.id, None, 20)
+        ] == [(other.id, 1, 0)]

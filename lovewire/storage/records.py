@@ -35,14 +35,22 @@ def from_row(record: type[R], row: Row) -> R:
 
     A `bool` field is read with `bool()`: SQLite stores flags as 0 and 1.
     """
-    columns = _fields(record)  # type: ignore[arg-type]  # a class is hashable
-    return record(**{name: bool(row[name]) if flag else row[name] for name, flag in columns})
+    names, flags = _fields(record)  # type: ignore[arg-type]  # a class is hashable
+    values = [row[name] for name in names]
+    for i in flags:
+        values[i] = bool(values[i])
+    return record(*values)
 
 
 @functools.cache
-def _fields(record: type[Any]) -> tuple[tuple[str, bool], ...]:
+def _fields(record: type[Any]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The record's field names in order, and the positions of its `bool` fields."""
     hints = get_type_hints(record)
-    return tuple((field.name, hints[field.name] is bool) for field in fields(record))
+    found = fields(record)
+    return (
+        tuple(field.name for field in found),
+        tuple(i for i, field in enumerate(found) if hints[field.name] is bool),
+    )
 
 
 @dataclass(frozen=True, slots=True)

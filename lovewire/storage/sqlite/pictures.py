@@ -11,11 +11,8 @@ from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqlitePictures"]
 
-#: A comment row with its author's nickname and its reply count.
-_COMMENT = (
-    "c.*, u.nickname AS author_nickname,"
-    " (SELECT COUNT(*) FROM picture_comments r WHERE r.parent_id = c.id) AS reply_count"
-)
+#: A comment row with its author's nickname (its reply count is a column).
+_COMMENT = "c.*, u.nickname AS author_nickname"
 
 
 def _ids(ids: Sequence[int]) -> str:
@@ -52,9 +49,6 @@ class SqlitePictures(SqliteRepo, PictureRepo):
     async def feed(self, viewer_id: int, before: int | None, limit: int) -> list[FeedPost]:
         rows = await self._all(
             "SELECT p.*, u.nickname AS owner_nickname,"
-            " (SELECT COUNT(*) FROM picture_likes l WHERE l.picture_id = p.id) AS like_count,"
-            " (SELECT COUNT(*) FROM picture_comments c"
-            "   WHERE c.picture_id = p.id AND c.parent_id IS NULL) AS comment_count,"
             " EXISTS (SELECT 1 FROM picture_likes l"
             "   WHERE l.picture_id = p.id AND l.user_id = ?) AS liked_by_me"
             " FROM pictures p JOIN users u ON u.id = p.owner_id"
@@ -124,9 +118,7 @@ class SqlitePictures(SqliteRepo, PictureRepo):
         return cur.rowcount > 0
 
     async def like_count(self, picture_id: int) -> int:
-        row = await self._one(
-            "SELECT COUNT(*) AS n FROM picture_likes WHERE picture_id = ?", (picture_id,)
-        )
+        row = await self._one("SELECT like_count AS n FROM pictures WHERE id = ?", (picture_id,))
         return int(row["n"]) if row else 0
 
     async def mark_like_notified(self, picture_id: int, user_id: int) -> bool:
