@@ -51,13 +51,15 @@ class Connection:
         self.pushes = PushOrder()
         self.limit = services.settings.outbound_queue
         self.max_bytes = services.settings.outbound_bytes
-        self._queue: deque[tuple[bytes, StoredPush | None]] = deque()
+        # The queue, its events and the writer task are made on a socket's first backlog:
+        # most sockets never have one, and thousands of idle sockets stay small.
+        self._queue: deque[tuple[bytes, StoredPush | None]] | None = None
         #: UTF-8 bytes in the queue, and of the frame `ws.send` is writing (until it returns).
         self._queued_bytes = 0
         self._sending_bytes = 0
-        self._ready = asyncio.Event()
+        self._ready: asyncio.Event | None = None
         #: Set whenever the bytes waiting drop within the bound, or the socket closes.
-        self._drained = asyncio.Event()
+        self._drained: asyncio.Event | None = None
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
         #: The task reading a gap in the pushes from the store, while there is one.
@@ -66,8 +68,8 @@ class Connection:
         self._catch_up_wanted = False
         #: Fires when the login's token expires (one per logged-in socket, none otherwise).
         self._expiry: asyncio.TimerHandle | None = None
-        #: Tasks closing the socket from outside the reader (kept so none is collected).
-        self._closers: set[asyncio.Task[None]] = set()
+        #: The task closing the socket from outside the reader (kept so it is not collected).
+        self._closer: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> int:
@@ -104,12 +106,10 @@ class Connection:
         if self._closing:
             return
         self._closing = True
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
-        self._drained.set()
-        closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
-        self._closers.add(closer)
-        closer.add_done_callback(self._closers.discard)
+        self._set_drained()
+        self._closer = asyncio.get_running_loop().create_task(self.ws.close(code, reason))
 
     # -- sending -----------------------------------------------------------------------
 
@@ -144,17 +144,24 @@ class Connection:
         if (
             busy
             and not replay
-            and (self.waiting_bytes + len(data) > self.max_bytes or len(self._queue) >= self.limit)
+            and (
+                self.waiting_bytes + len(data) > self.max_bytes
+                or len(self._queue or ()) >= self.limit
+            )
         ):
             self.services.metrics.socket_closed_slow()
             log.warning("conn %s: outbound queue full, closing stalled socket", self.id)
             self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full")
             return
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append((data, push))
         self._queued_bytes += len(data)
-        self._ready.set()
         if self._writer is None:
+            self._ready = asyncio.Event()
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        assert self._ready is not None
+        self._ready.set()
 
     def _sent(self, push: StoredPush) -> None:
         self.services.metrics.push_sent()
@@ -172,15 +179,23 @@ class Connection:
         no more work done for it, and TCP pushes back on what it sends meanwhile.
         """
         while not self._closing and self.waiting_bytes > self.max_bytes:
+            if self._drained is None:
+                self._drained = asyncio.Event()
             self._drained.clear()
             await self._drained.wait()
         return not self._closing
 
+    def _set_drained(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+
     async def _write_loop(self) -> None:
         """Write queued frames in order until the socket closes."""
+        ready = self._ready
+        assert ready is not None
         try:
             while True:
-                await self._ready.wait()
+                await ready.wait()
                 while self._queue:
                     data, push = self._queue.popleft()
                     self._queued_bytes -= len(data)
@@ -191,16 +206,16 @@ class Connection:
                         self._sending_bytes = 0
                     del data
                     if self.waiting_bytes <= self.max_bytes:
-                        self._drained.set()
+                        self._set_drained()
                     if push is not None:
                         self._sent(push)
-                self._ready.clear()
+                ready.clear()
         except ConnectionClosed:
             pass
         finally:
             # Gone or going: nothing more is written; a reader waiting for room stops.
             self._closing = True
-            self._drained.set()
+            self._set_drained()
 
     def respond(self, frame: str) -> None:
         """Send a request's answer (the request cycle's Channel)."""
