@@ -16,6 +16,7 @@ from lovewire.connection import WRITE_LIMIT, Connection
 from lovewire.context import Services
 from lovewire.dispatch import Dispatcher
 from lovewire.ingress import FREE_BYTES, Address, AddressBook
+from lovewire.keepalive import Keepalive
 from lovewire.pushes import DeliveryRecorder
 
 __all__ = ["WsServer"]
@@ -48,6 +49,14 @@ class WsServer:
         self._sockets: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         #: Set at shutdown: requests not started yet are abandoned.
         self._stopping = False
+        settings = services.settings
+        #: A socket answers a ping within the timeout, or is closed (1011): one that
+        #: answers none for `ping_timeout` seconds is gone.
+        self.keepalive = Keepalive(
+            lambda: self._sockets,
+            settings.ping_interval,
+            max(1.0, settings.ping_timeout - settings.ping_interval),
+        )
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
         """Listen; return the real port. `reuse_port`: share it with other processes."""
@@ -60,11 +69,11 @@ class WsServer:
             max_queue=MAX_QUEUE,
             compression=None,
             write_limit=WRITE_LIMIT,
-            ping_interval=settings.ping_interval,
-            ping_timeout=max(1.0, settings.ping_timeout - settings.ping_interval),
+            ping_interval=None,  # one task pings every socket: `self.keepalive`
             close_timeout=5,
             reuse_port=reuse_port,
         )
+        self.keepalive.start()
         sockname = next(iter(self._server.sockets)).getsockname()
         return int(sockname[1])
 
@@ -79,6 +88,7 @@ class WsServer:
         if grace is None:
             grace = self.services.settings.shutdown_grace
         self._stopping = True
+        await self.keepalive.stop()
         self._server.close(close_connections=True)
         # Most of the grace for what is in flight, the rest to drop what is left: the
         # process is gone within the grace, as systemd expects.
