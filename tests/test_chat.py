@@ -513,3 +513,50 @@ async def test_chat_errors_have_messages_in_both_languages(
         ended = await send(a, chat)
         texts = {"zh": ("会话不存在", "会话已结束"), "en": ("conversation not found", "ended")}
         assert texts[lang][0] in missing["err_msg"] and texts[lang][1] in ended["err_msg"]
+
+
+async def change_tel(server: Server, person: Person, new_tel: str) -> None:
+    """Move person to new_tel with both codes (the per-socket SMS interval waited out)."""
+    server.clock.advance(61)
+    sent = await person.request({"type": "tel_change_request", "new_tel": new_tel})
+    assert sent["success"], sent
+    code, old_code = await server.sms.code_for(new_tel), await server.sms.code_for(person.tel)
+    done = await person.request({"type": "tel_change_code", "code": code, "old_code": old_code})
+    assert done["success"], done
+    person.tel, person.token = new_tel, done["token"]
+
+
+async def test_chat_match_made_by_a_phone_change_opens_conversation(server: Server) -> None:
+    """Moving to the number my crush named matches at once, and opens our conversation."""
+    async with AsyncExitStack() as stack:
+        a, b = await user(server, stack, "wang"), await user(server, stack, "li")
+        new_tel = server.new_tel()
+        assert (await a.request({"type": "crush_add_request", "crush_tel": new_tel}))["success"]
+        assert (await b.request({"type": "crush_add_request", "crush_tel": a.tel}))["success"]
+        await quiet(a)
+        await change_tel(server, b, new_tel)
+        to_a, to_b = await a.push(), await b.push()
+        assert to_a["type"] == to_b["type"] == "crush_match_notify"
+        chat = to_a["conversation_id"]
+        assert to_b["conversation_id"] == chat and to_a["expire_ts"] > server.clock.now()
+        assert (await send(b, chat, "found you"))["success"]
+        assert (await a.push())["msg"] == "found you"
+
+
+async def test_chat_phone_change_ending_a_match_closes_it(server: Server) -> None:
+    """Moving to the number my matched crush named ends that match: both learn "closed"."""
+    async with AsyncExitStack() as stack:
+        a, b, chat = await pair(server, stack)
+        old_b = b.tel
+        await change_tel(server, b, server.new_tel())
+        assert await quiet(a) == []  # the match stays with the person, not the number
+        await quiet(b)
+        await change_tel(server, a, old_b)  # my crush on the tel I now hold goes
+        for person in (a, b):
+            got = await person.push()
+            assert (got["type"], got["conversation_id"], got["reason"]) == (
+                "chat_closed_notify",
+                chat,
+                "closed",
+            )
+        assert (await send(b, chat))["error_no"] == 10
