@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lovewire.context import Context, app_time
-from lovewire.errors import ChatEnded, ChatNotFound, NotFound
+from lovewire.errors import ChatEnded, ChatNotFound, NotFound, TooFrequent
 from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.base import Unit
@@ -40,12 +40,10 @@ from protocol.chat import (
 from protocol.chat import ChatMessage as ChatMessageItem
 from protocol.times import HOUR, MINUTE
 
-__all__ = ["MESSAGE", "TYPING_EVERY", "table"]
+__all__ = ["TYPING_EVERY", "table"]
 
 table = HandlerTable()
 
-#: The budget kind of a chat message (LOVEWIRE_MESSAGES_PER_MINUTE).
-MESSAGE = "message"
 #: Typing notices forwarded per sender and conversation: one in this many seconds.
 TYPING_EVERY = 1.0
 
@@ -61,6 +59,13 @@ async def _mine(tx: Unit, conversation_id: int, user_id: int) -> Conversation:
 def _check_open(ctx: Context, chat: Conversation) -> None:
     if not chat.is_open(ctx.now()):
         raise ChatEnded()
+
+
+async def _check_rate(ctx: Context, tx: Unit, user_id: int, now: int) -> None:
+    """TooFrequent (6) once the user sent LOVEWIRE_MESSAGES_PER_MINUTE in the last minute."""
+    count, oldest = await tx.chats.sent_since(user_id, now - MINUTE + 1)
+    if count >= ctx.settings.messages_per_minute:
+        raise TooFrequent((oldest if oldest is not None else now) + MINUTE - now)
 
 
 def _picture_url(ctx: Context, path: str) -> str:
@@ -120,29 +125,29 @@ async def send_message(ctx: Context, req: ChatSendRequest) -> ChatSendResponse:
     key = req.client_msg_id
     now = ctx.now()
     settings = ctx.settings
-    async with ctx.store.read() as tx:
-        first = await tx.chats.by_client_msg_id(me, key) if key else None
-        if first is not None:
-            return _sent(ctx, first)  # a retry: the first result, whatever it holds
-        # Refused before any picture is decoded, in the contract's order (6, 8, 10).
-        await check_budget(tx, me, MESSAGE, settings.messages_per_minute, MINUTE, now)
-        if req.picture is not None:
-            await check_budget(tx, me, UPLOAD, settings.uploads_per_hour, HOUR, now)
-        _check_open(ctx, await _mine(tx, req.conversation_id, me))
     rel = ""
     if req.picture is not None:
+        async with ctx.store.read() as tx:
+            first = await tx.chats.by_client_msg_id(me, key) if key else None
+            if first is not None:
+                return _sent(ctx, first)  # a retry: the first result, whatever it holds
+            # Refused before the picture is decoded, in the contract's order (6, 8, 10).
+            await _check_rate(ctx, tx, me, now)
+            await check_budget(tx, me, UPLOAD, settings.uploads_per_hour, HOUR, now)
+            _check_open(ctx, await _mine(tx, req.conversation_id, me))
         rel = await store_picture(ctx, req.picture, UPLOAD, settings.uploads_per_hour, HOUR, now)
     try:
         async with ctx.unit() as tx:
             first = await tx.chats.by_client_msg_id(me, key) if key else None
             if first is None:
+                # Locks in the contract's order of errors (6, 8, 10): the sender's count,
+                # then the conversation's row.
+                await _check_rate(ctx, tx, me, now)
                 chat = await _mine(tx, req.conversation_id, me)
                 _check_open(ctx, chat)
-                await check_budget(tx, me, MESSAGE, settings.messages_per_minute, MINUTE, now)
                 if rel:
                     await check_stored(ctx, tx, rel)
                 message = await tx.chats.add_message(chat.id, me, req.msg or "", rel, key, now)
-                await tx.pictures.record_action(me, MESSAGE, now, now - MINUTE)
                 notify = ChatMessageNotify(
                     conversation_id=chat.id,
                     message_id=message.id,

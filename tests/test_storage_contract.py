@@ -508,3 +508,16 @@ async def test_crush_remove_names_the_other_user_of_the_match(store: Store) -> N
     async with store.unit() as tx:
         assert await tx.crushes.remove(lone, 110) is None
         assert await tx.crushes.remove(mine, 110) == b.id
+
+
+async def test_chat_sent_since_counts_a_senders_messages(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        chat = await tx.chats.open(a.id, b.id, 100, 10**6)
+        for ts in (100, 130, 160):
+            await tx.chats.add_message(chat.id, a.id, "x", "", None, ts)
+        await tx.chats.add_message(chat.id, b.id, "y", "", None, 170)
+    async with store.unit() as tx:
+        assert await tx.chats.sent_since(a.id, 120) == (2, 130)
+        assert await tx.chats.sent_since(a.id, 200) == (0, None)
+        assert await tx.chats.sent_since(b.id, 0) == (1, 170)

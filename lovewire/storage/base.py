@@ -461,6 +461,12 @@ class ChatRepo(ABC):
         """Store a message (the conversation's latest activity is now)."""
 
     @abstractmethod
+    async def sent_since(self, sender_id: int, since: int) -> tuple[int, int | None]:
+        """The sender's messages at or after `since`, and the oldest of them. In a write
+        unit it first takes the sender's lock (PostgreSQL: a named lock), so that two
+        units cannot both pass a limit counted here."""
+
+    @abstractmethod
     async def message(self, message_id: int) -> ChatMessage | None: ...
 
     @abstractmethod

@@ -5,7 +5,10 @@ PostgreSQL on the newest row version after a wait: of two processes ending one, 
 one gets the row back and stores the pushes. `claim_expired` skips rows another unit
 holds, so processes sweeping at once share the work instead of queueing on it. `get` in
 a write unit locks the row (FOR UPDATE): a message is never added to a conversation that
-is being ended. Lock order: token rows, conversation rows, named limit locks, user rows.
+is being ended. `sent_since` counts under the sender's named lock, so two sends of one
+user cannot both pass the messages-per-minute limit. Lock order in a send: token row,
+the sender's count lock, the conversation's row, a picture's path lock, user rows (the
+push counters, lower user id first).
 """
 
 from __future__ import annotations
@@ -100,6 +103,17 @@ class PgChats(PgRepo, ChatRepo):
             now,
         )
         return from_row(ChatMessage, row)
+
+    async def sent_since(self, sender_id: int, since: int) -> tuple[int, int | None]:
+        await self._lock("chat-sent", sender_id)
+        row = await self._one(
+            "SELECT COUNT(*) AS n, MIN(created_ts) AS first FROM chat_messages"
+            " WHERE sender_id = $1 AND created_ts >= $2",
+            sender_id,
+            since,
+        )
+        assert row is not None
+        return int(row["n"]), row["first"]
 
     async def message(self, message_id: int) -> ChatMessage | None:
         row = await self._one("SELECT * FROM chat_messages WHERE id = $1", message_id)

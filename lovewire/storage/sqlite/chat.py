@@ -85,6 +85,16 @@ class SqliteChats(SqliteRepo, ChatRepo):
         )
         return from_row(ChatMessage, row)
 
+    async def sent_since(self, sender_id: int, since: int) -> tuple[int, int | None]:
+        # The unit already holds SQLite's one write lock: nobody counts meanwhile.
+        row = await self._one(
+            "SELECT COUNT(*) AS n, MIN(created_ts) AS first FROM chat_messages"
+            " WHERE sender_id = ? AND created_ts >= ?",
+            (sender_id, since),
+        )
+        assert row is not None
+        return int(row["n"]), row["first"]
+
     async def message(self, message_id: int) -> ChatMessage | None:
         row = await self._one("SELECT * FROM chat_messages WHERE id = ?", (message_id,))
         return from_row(ChatMessage, row) if row else None

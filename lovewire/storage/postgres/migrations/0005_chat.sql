@@ -37,5 +37,7 @@ CREATE TABLE chat_messages (
 );
 CREATE INDEX chat_messages_conversation ON chat_messages (conversation_id, id);
 CREATE INDEX chat_messages_picture ON chat_messages (picture) WHERE picture <> '';
+-- A sender's messages of the last minute (LOVEWIRE_MESSAGES_PER_MINUTE).
+CREATE INDEX chat_messages_sender ON chat_messages (sender_id, created_ts);
 CREATE UNIQUE INDEX chat_messages_client_msg ON chat_messages (sender_id, client_msg_id)
     WHERE client_msg_id IS NOT NULL;
