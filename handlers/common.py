@@ -82,7 +82,8 @@ async def drop_crush(ctx: Context, tx: Unit, crush: Crush) -> None:
     if other is not None:
         chat = await tx.chats.close_pair(crush.user_id, other, now)
         if chat is not None:
-            await tell_closed(ctx, tx, chat, "closed")
+            # "expired" if the sweeper had not told it yet: either way, never why.
+            await tell_closed(ctx, tx, chat, chat.end_reason or "closed")
 
 
 async def tell_closed(ctx: Context, tx: Unit, chat: Conversation, reason: str) -> None:

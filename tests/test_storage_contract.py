@@ -521,3 +521,16 @@ async def test_chat_sent_since_counts_a_senders_messages(store: Store) -> None:
         assert await tx.chats.sent_since(a.id, 120) == (2, 130)
         assert await tx.chats.sent_since(a.id, 200) == (0, None)
         assert await tx.chats.sent_since(b.id, 0) == (1, 170)
+
+
+async def test_chat_close_pair_past_expiry_says_expired(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        await tx.chats.open(a.id, b.id, 100, 200)
+        late = await tx.chats.close_pair(a.id, b.id, 200)
+        kept = await tx.chats.open(a.id, b.id, 300, 400)
+        await tx.chats.keep(kept.id, a.id)
+        await tx.chats.keep(kept.id, b.id)
+        closed = await tx.chats.close_pair(a.id, b.id, 500)
+    assert late is not None and late.end_reason == "expired"
+    assert closed is not None and closed.end_reason == "closed"

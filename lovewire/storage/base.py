@@ -442,7 +442,8 @@ class ChatRepo(ABC):
 
     @abstractmethod
     async def close_pair(self, user_a: int, user_b: int, now: int) -> Conversation | None:
-        """End the pair's open conversation with reason "closed"; None if it has none."""
+        """End the pair's open conversation; None if it has none. Its reason is "closed",
+        or "expired" if it was past its expiry (the sweeper had not got to it yet)."""
 
     @abstractmethod
     async def keep(self, conversation_id: int, user_id: int) -> Conversation:

@@ -58,7 +58,9 @@ class PgChats(PgRepo, ChatRepo):
 
     async def close_pair(self, user_a: int, user_b: int, now: int) -> Conversation | None:
         row = await self._one(
-            "UPDATE conversations SET ended_ts = $3, end_reason = 'closed'"
+            "UPDATE conversations SET ended_ts = $3, end_reason = CASE"
+            " WHEN expire_ts <= $3 AND NOT (low_kept AND high_kept) THEN 'expired'"
+            " ELSE 'closed' END"
             " WHERE low_user = $1 AND high_user = $2 AND ended_ts IS NULL RETURNING *",
             *_pair(user_a, user_b),
             now,

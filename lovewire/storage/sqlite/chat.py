@@ -46,9 +46,11 @@ class SqliteChats(SqliteRepo, ChatRepo):
 
     async def close_pair(self, user_a: int, user_b: int, now: int) -> Conversation | None:
         row = await self._one(
-            "UPDATE conversations SET ended_ts = ?, end_reason = 'closed'"
-            " WHERE low_user = ? AND high_user = ? AND ended_ts IS NULL RETURNING *",
-            (now, *_pair(user_a, user_b)),
+            "UPDATE conversations SET ended_ts = :now, end_reason = CASE"
+            " WHEN expire_ts <= :now AND NOT (low_kept AND high_kept) THEN 'expired'"
+            " ELSE 'closed' END"
+            " WHERE low_user = :low AND high_user = :high AND ended_ts IS NULL RETURNING *",
+            dict(zip(("low", "high"), _pair(user_a, user_b), strict=True), now=now),
         )
         return from_row(Conversation, row) if row else None
 
