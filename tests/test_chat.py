@@ -560,3 +560,41 @@ async def test_chat_phone_change_ending_a_match_closes_it(server: Server) -> Non
                 "closed",
             )
         assert (await send(b, chat))["error_no"] == 10
+
+
+@pytest.mark.sqlite_only
+async def test_chat_list_constant_queries_and_indexed(server: Server) -> None:
+    """The list is the same statements for 1 conversation or 6 with messages; no scan of
+    all messages (EXPLAIN QUERY PLAN)."""
+    async with AsyncExitStack() as stack:
+        me = await user(server, stack, "me")
+        services = server.app.services
+        assert services is not None
+        store: Any = services.store
+        statements: list[str] = []
+        for db in store._all:
+            await db.set_trace_callback(statements.append)
+        counts = []
+        for size in (1, 6):
+            others = [await user(server, stack, f"p{i}") for i in range(size)]
+            async with store.unit() as tx:
+                for other in others:
+                    chat = await tx.chats.open(int(me.user_id), int(other.user_id), 1, 10**10)
+                    for k in range(3):
+                        await tx.chats.add_message(
+                            chat.id, int(other.user_id), "m", "", None, 2 + k
+                        )
+            statements.clear()
+            listed = await chat_list(me)
+            assert all(c["unread"] == 3 for c in listed)
+            counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+        assert counts[0] == counts[1] <= 2, counts
+        for db in store._all:
+            await db.set_trace_callback(None)
+        async with store.read() as tx:
+            plans = []
+            for sql in {s for s in statements if "chat_messages" in s}:
+                rows = await tx.db.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}")
+                plans += [str(row[-1]) for row in rows]
+        scans = [p for p in plans if p.startswith("SCAN") and "chat_messages" in p]
+        assert scans == [], plans
