@@ -46,21 +46,21 @@ class SqliteChats(SqliteRepo, ChatRepo):
 
     async def close_pair(self, user_a: int, user_b: int, now: int) -> Conversation | None:
         row = await self._one(
-            "UPDATE conversations SET ended_ts = :now, end_reason = CASE"
-            " WHEN expire_ts <= :now AND NOT (low_kept AND high_kept) THEN 'expired'"
+            "UPDATE conversations SET ended_ts = ?1, end_reason = CASE"
+            " WHEN expire_ts <= ?1 AND NOT (low_kept AND high_kept) THEN 'expired'"
             " ELSE 'closed' END"
-            " WHERE low_user = :low AND high_user = :high AND ended_ts IS NULL RETURNING *",
-            dict(zip(("low", "high"), _pair(user_a, user_b), strict=True), now=now),
+            " WHERE low_user = ?2 AND high_user = ?3 AND ended_ts IS NULL RETURNING *",
+            (now, *_pair(user_a, user_b)),
         )
         return from_row(Conversation, row) if row else None
 
     async def keep(self, conversation_id: int, user_id: int) -> Conversation:
         row = await self._one(
             "UPDATE conversations SET"
-            " low_kept = CASE WHEN low_user = :u THEN 1 ELSE low_kept END,"
-            " high_kept = CASE WHEN high_user = :u THEN 1 ELSE high_kept END"
-            " WHERE id = :c RETURNING *",
-            {"u": user_id, "c": conversation_id},
+            " low_kept = CASE WHEN low_user = ?1 THEN 1 ELSE low_kept END,"
+            " high_kept = CASE WHEN high_user = ?1 THEN 1 ELSE high_kept END"
+            " WHERE id = ?2 RETURNING *",
+            (user_id, conversation_id),
         )
         assert row is not None
         return from_row(Conversation, row)
@@ -121,11 +121,11 @@ class SqliteChats(SqliteRepo, ChatRepo):
     async def mark_read(self, conversation_id: int, user_id: int, message_id: int) -> bool:
         cur = await self._exec(
             "UPDATE conversations SET"
-            " low_read = CASE WHEN low_user = :u THEN :m ELSE low_read END,"
-            " high_read = CASE WHEN high_user = :u THEN :m ELSE high_read END"
-            " WHERE id = :c AND ((low_user = :u AND low_read < :m)"
-            " OR (high_user = :u AND high_read < :m))",
-            {"u": user_id, "m": message_id, "c": conversation_id},
+            " low_read = CASE WHEN low_user = ?1 THEN ?2 ELSE low_read END,"
+            " high_read = CASE WHEN high_user = ?1 THEN ?2 ELSE high_read END"
+            " WHERE id = ?3 AND ((low_user = ?1 AND low_read < ?2)"
+            " OR (high_user = ?1 AND high_read < ?2))",
+            (user_id, message_id, conversation_id),
         )
         return cur.rowcount > 0
 
@@ -134,14 +134,14 @@ class SqliteChats(SqliteRepo, ChatRepo):
             "SELECT c.*, u.id AS peer_id, u.nickname AS peer_nickname,"
             " u.avatar AS peer_avatar,"
             " (SELECT COUNT(*) FROM chat_messages m WHERE m.conversation_id = c.id"
-            "  AND m.sender_id <> :u"
-            "  AND m.id > CASE WHEN c.low_user = :u THEN c.low_read ELSE c.high_read END)"
+            "  AND m.sender_id <> ?1"
+            "  AND m.id > CASE WHEN c.low_user = ?1 THEN c.low_read ELSE c.high_read END)"
             " AS unread"
             " FROM conversations c"
-            " JOIN users u ON u.id = CASE WHEN c.low_user = :u THEN c.high_user ELSE c.low_user END"
-            " WHERE c.low_user = :u OR c.high_user = :u"
+            " JOIN users u ON u.id = CASE WHEN c.low_user = ?1 THEN c.high_user ELSE c.low_user END"
+            " WHERE c.low_user = ?1 OR c.high_user = ?1"
             " ORDER BY c.last_ts DESC, c.id DESC",
-            {"u": user_id},
+            (user_id,),
         )
         return [_item(row) for row in rows]
 
@@ -159,12 +159,12 @@ class SqliteChats(SqliteRepo, ChatRepo):
 
     async def claim_expired(self, now: int, limit: int) -> list[Conversation]:
         rows = await self._all(
-            "UPDATE conversations SET ended_ts = :now, end_reason = 'expired'"
+            "UPDATE conversations SET ended_ts = ?1, end_reason = 'expired'"
             " WHERE id IN (SELECT id FROM conversations WHERE ended_ts IS NULL"
-            "  AND expire_ts <= :now AND NOT (low_kept AND high_kept)"
-            "  ORDER BY expire_ts LIMIT :limit)"
+            "  AND expire_ts <= ?1 AND NOT (low_kept AND high_kept)"
+            "  ORDER BY expire_ts LIMIT ?2)"
             " RETURNING *",
-            {"now": now, "limit": limit},
+            (now, limit),
         )
         return sorted((from_row(Conversation, row) for row in rows), key=lambda c: c.id)
 

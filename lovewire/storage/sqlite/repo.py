@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -33,26 +33,20 @@ class SqliteRepo:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
-    async def _one(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> sqlite3.Row | None:
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         try:
             rows = await self.db.execute_fetchall(sql, params)
         except sqlite3.OperationalError as exc:
             raise translate(exc) from exc
         return next(iter(rows), None)
 
-    async def _all(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> list[sqlite3.Row]:
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
             return list(await self.db.execute_fetchall(sql, params))
         except sqlite3.OperationalError as exc:
             raise translate(exc) from exc
 
-    async def _exec(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> aiosqlite.Cursor:
+    async def _exec(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
         """Run a statement for its effect; the cursor tells rowcount and lastrowid."""
         try:
             return await self.db.execute(sql, params)
