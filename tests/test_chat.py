@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from lovewire.connection import EPHEMERAL_QUEUE
 from protocol.times import DAY, MINUTE
 from tests.conftest import Client, Server
 from tests.helpers_pictures import APP_TIME, get, picture, stored_files, uri
@@ -394,13 +393,19 @@ async def test_chat_typing_dropped_not_queued_on_a_busy_socket(server: Server) -
         (conn,) = [
             c for c in server.app.ws.connections if c.login and c.login.user_id == int(b.user_id)
         ]
-        filler = '{"type":"system_notify","msg":"x"}'
-        typing = json.dumps({"type": "chat_typing_notify", "conversation_id": chat})
-        for _ in range(EPHEMERAL_QUEUE):
+        # The peer stops reading; frames go to it until some wait in the server's own
+        # buffers (the kernel's are full), as for a slow phone.
+        b.ws.transport.pause_reading()
+        filler = json.dumps({"type": "system_notify", "msg": "x" * (1 << 16)})
+        sent = 0
+        while conn.waiting_bytes <= 2**15 and sent < 1000:
             conn.send(filler)
-        conn.send_ephemeral(typing)  # in the same step: the queue is still full
-        got = [await b.recv() for _ in range(EPHEMERAL_QUEUE)]
-        assert all(frame["type"] == "system_notify" for frame in got)
+            sent += 1
+        assert conn.waiting_bytes > 2**15
+        conn.send_ephemeral(json.dumps({"type": "chat_typing_notify", "conversation_id": chat}))
+        b.ws.transport.resume_reading()
+        for _ in range(sent):
+            assert (await b.recv())["type"] == "system_notify"
         assert await quiet(b) == []
         await a.send({"type": "chat_typing_request", "conversation_id": chat})
         assert (await b.push())["type"] == "chat_typing_notify"
