@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from handlers import auth, crush, pictures, profile, registration, settings
+from handlers import auth, chat, crush, pictures, profile, registration, settings
 from lovewire.registry import HandlerTable
 
-__all__ = ["TABLES", "auth", "crush", "pictures", "profile", "registration", "settings"]
+__all__ = ["TABLES", "auth", "chat", "crush", "pictures", "profile", "registration", "settings"]
 
 TABLES: tuple[HandlerTable, ...] = (
     auth.table,
@@ -14,4 +14,5 @@ TABLES: tuple[HandlerTable, ...] = (
     profile.table,
     settings.table,
     pictures.table,
+    chat.table,
 )

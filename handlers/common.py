@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from lovewire.context import Context
+from lovewire.context import Context, app_time
 from lovewire.errors import UserNotFound
 from lovewire.pushes import push_body
 from lovewire.storage.base import Unit
-from lovewire.storage.records import Crush, User
+from lovewire.storage.records import Conversation, Crush, User
+from protocol.chat import ChatClosedNotify
 from protocol.pushes import CrushMatchNotify, CrushNotify
 from protocol.times import DAY
 
@@ -25,10 +26,12 @@ __all__ = [
     "PersonalInfo",
     "caller",
     "claim_tel",
+    "drop_crush",
     "fresh_since",
     "match_crushes",
     "notice_crush",
     "personal_fields",
+    "tell_closed",
 ]
 
 # -- secret crushes: crush adds them, registration and a phone change claim a tel's -------
@@ -53,12 +56,41 @@ async def caller(tx: Unit, user_id: int) -> User:
 
 
 async def match_crushes(ctx: Context, tx: Unit, mine: Crush, me: User, theirs: Crush) -> None:
-    """Match two crushes and tell both people who the other is."""
+    """Match two crushes, open their conversation (4.6), tell both who the other is."""
     other = await caller(tx, theirs.user_id)
-    await tx.crushes.match(mine, theirs, ctx.now())
+    now = ctx.now()
+    await tx.crushes.match(mine, theirs, now)
+    expire_ts = now + round(ctx.settings.chat_days * DAY)
+    chat = await tx.chats.open(me.id, other.id, now, expire_ts)
     for to, who, words in ((me, other, theirs.words), (other, me, mine.words)):
-        notify = CrushMatchNotify(user_id=who.id, nickname=who.nickname, tel=who.tel, words=words)
+        notify = CrushMatchNotify(
+            user_id=who.id,
+            nickname=who.nickname,
+            tel=who.tel,
+            words=words,
+            conversation_id=chat.id,
+            expire_time=app_time(ctx, expire_ts),
+            expire_ts=expire_ts,
+        )
         await ctx.push(tx, to.id, notify)
+
+
+async def drop_crush(ctx: Context, tx: Unit, crush: Crush) -> None:
+    """Remove a crush; a match it ends closes its conversation, as a close would (4.3)."""
+    now = ctx.now()
+    other = await tx.crushes.remove(crush, now)
+    if other is not None:
+        chat = await tx.chats.close_pair(crush.user_id, other, now)
+        if chat is not None:
+            # "expired" if the sweeper had not told it yet: either way, never why.
+            await tell_closed(ctx, tx, chat, chat.end_reason or "closed")
+
+
+async def tell_closed(ctx: Context, tx: Unit, chat: Conversation, reason: str) -> None:
+    """Tell both people a conversation ended (the lower user id first: one lock order)."""
+    notify = ChatClosedNotify.model_validate({"conversation_id": chat.id, "reason": reason})
+    for user_id in (chat.low_user, chat.high_user):
+        await ctx.push(tx, user_id, notify)
 
 
 async def notice_crush(

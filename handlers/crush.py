@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from handlers.common import CRUSH_TTL, caller, fresh_since, match_crushes, notice_crush
+from handlers.common import (
+    CRUSH_TTL,
+    caller,
+    drop_crush,
+    fresh_since,
+    match_crushes,
+    notice_crush,
+)
 from lovewire.context import Context, app_time
 from lovewire.errors import CannotCrushSelf, CrushLimit, CrushNotFound
 from lovewire.registry import HandlerTable
@@ -88,7 +95,7 @@ async def remove_crush(ctx: Context, req: CrushRemoveRequest) -> CrushRemoveResp
         crush = await tx.crushes.get(ctx.user_id, tel, fresh_since(ctx))
         if crush is None:
             raise CrushNotFound()
-        await tx.crushes.remove(crush, ctx.now())
+        await drop_crush(ctx, tx, crush)
     return CrushRemoveResponse()
 
 

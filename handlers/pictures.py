@@ -14,7 +14,14 @@ from lovewire.images import image_url
 from lovewire.registry import HandlerTable
 from lovewire.storage.base import Unit
 from lovewire.storage.records import Picture, PictureComment
-from lovewire.uploads import check_budget, check_stored, forget_file, give_back, store_picture
+from lovewire.uploads import (
+    UPLOAD,
+    check_budget,
+    check_stored,
+    forget_file,
+    give_back,
+    store_picture,
+)
 from protocol.pictures import (
     COMMENTS_PER_PAGE,
     COMMENTS_PER_POST,
@@ -49,7 +56,6 @@ table = HandlerTable()
 
 _T = TypeVar("_T")
 
-UPLOAD = "upload"
 COMMENT = "comment"
 #: A feed response stays under about 1 MiB whatever the texts (3.3): one that would be
 #: larger shows fewer replies per comment, then fewer comments per post, oldest first.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.common import claim_tel
+from handlers.common import claim_tel, drop_crush
 from lovewire.codes import check_code, check_sms_limits, check_socket_interval, send_code
 from lovewire.context import Context, app_time
 from lovewire.errors import (
@@ -113,7 +113,7 @@ async def change_tel(ctx: Context, req: TelChangeCode) -> TelChangeResult:
             # A crush of mine on the tel I now hold (expired or not) has no meaning left.
             mine = await tx.crushes.get(user_id, change.new_tel, 0)
             if mine is not None:
-                await tx.crushes.remove(mine, now)
+                await drop_crush(ctx, tx, mine)
             await claim_tel(ctx, tx, user)
             token, login = await issue_session(ctx, tx, user_id)
     if failures:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
 
+from lovewire.chats import ChatChores
 from lovewire.clock import Clock
 from lovewire.config import Settings
 from lovewire.context import Services
@@ -74,6 +75,7 @@ class Lovewire:
         self.ws: WsServer | None = None
         self.recorder: DeliveryRecorder | None = None
         self.dispatcher: Dispatcher | None = None
+        self.chats: ChatChores | None = None
         self._stack = AsyncExitStack()
 
     async def start(self) -> None:
@@ -125,6 +127,9 @@ class Lovewire:
                 await self._start_listeners(services, dispatcher, recorder)
             pruner = asyncio.create_task(self._prune_forever(services))
             stack.push_async_callback(_cancel, pruner)
+            chats = self.chats = ChatChores(services)
+            chats.start()
+            stack.push_async_callback(chats.close)
         except BaseException:
             await stack.aclose()
             raise

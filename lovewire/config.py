@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     comments_per_minute: int = Field(20, ge=0)
     uploads_per_hour: int = Field(20, ge=0)
     token_days: float = Field(30, gt=0)
+    # -- chat (4.6) --
+    #: Days a conversation opened by a match stays open (fractions allowed).
+    chat_days: float = Field(3, gt=0)
+    #: Days an ended conversation stays readable before it is deleted.
+    chat_retention_days: float = Field(7, ge=0)
+    #: Chat messages per user per minute.
+    messages_per_minute: int = Field(60, ge=0)
+    #: Seconds between two looks for expired conversations (they end within this long).
+    chat_sweep_interval: float = Field(15, gt=0, le=60)
     min_age: int = Field(18, ge=0)
     max_frame: int = Field(1_048_576, ge=1024)
     max_upload: int = Field(10_485_760, ge=1024)

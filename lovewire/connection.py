@@ -27,13 +27,16 @@ from lovewire.session import Login, Session
 from lovewire.storage.records import StoredPush
 from protocol.pushes import SessionEndNotify
 
-__all__ = ["WRITE_LIMIT", "Connection"]
+__all__ = ["EPHEMERAL_QUEUE", "WRITE_LIMIT", "Connection"]
 
 log = logging.getLogger(__name__)
 
 #: High-water mark of a socket's transport buffer: `ws.send` waits above it, so at most
 #: this much sits there beyond the frame being written.
 WRITE_LIMIT = 2**15
+#: An ephemeral frame (typing) is dropped when this many frames already wait, or more
+#: than WRITE_LIMIT bytes: it is only worth sending at once.
+EPHEMERAL_QUEUE = 8
 
 
 class Connection:
@@ -249,6 +252,13 @@ class Connection:
             self._gap_reader = asyncio.get_running_loop().create_task(self._read_gaps())
 
     def send_notice(self, frame: str) -> None:
+        self.send(frame)
+
+    def send_ephemeral(self, frame: str) -> None:
+        if self.session.login is None or self._closing:
+            return
+        if len(self._queue or ()) >= EPHEMERAL_QUEUE or self.waiting_bytes > WRITE_LIMIT:
+            return  # slow: dropped, never queued behind what waits (4.6)
         self.send(frame)
 
     def end_session(self, frame: str) -> None:

@@ -29,7 +29,8 @@ from lovewire.session import Login, Session
 from lovewire.sms import SmsGateway
 from lovewire.storage.base import Store, Unit
 from lovewire.storage.records import StoredPush
-from protocol.base import Notify
+from lovewire.throttle import Throttle
+from protocol.base import Notify, UnsequencedNotify
 from protocol.times import format_app_time
 
 __all__ = ["MAX_REPLAY", "Context", "RequestLog", "Services", "app_time"]
@@ -50,6 +51,8 @@ class Services:
     pictures: ImagePool
     media: MediaStore
     metrics: Metrics = field(default_factory=Metrics)
+    #: Ephemeral pushes let through per key (typing: one a second per sender and chat).
+    throttle: Throttle = field(default_factory=Throttle)
 
 
 class RequestLog(logging.LoggerAdapter[logging.Logger]):
@@ -232,6 +235,21 @@ class Context:
     async def push(self, tx: Unit, user_id: int, notify: Notify) -> StoredPush:
         """Store a push for user_id in tx; it is delivered after the commit."""
         return await tx.push(user_id, push_body(notify), self.now())
+
+    async def notify(
+        self, user_id: int, notify: UnsequencedNotify, *, key: object = None, every: float = 0
+    ) -> bool:
+        """Send an ephemeral push (not stored, no seq) to the user's sockets, now.
+
+        With `key`, at most one per `every` seconds of the server's clock is sent (in this
+        process); the rest are dropped. A slow socket drops it too. True if it went out.
+        """
+        if key is not None and not self._services.throttle.allow(
+            key, self._services.clock.now(), every
+        ):
+            return False
+        await self._services.hub.notify(user_id, notify.model_dump_json())
+        return True
 
     # -- the caller's login (lovewire.login) ---------------------------------------------
 

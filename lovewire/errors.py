@@ -27,6 +27,8 @@ __all__ = [
     "BadInput",
     "BadToken",
     "CannotCrushSelf",
+    "ChatEnded",
+    "ChatNotFound",
     "CodeExpired",
     "CodeMismatch",
     "CommentNotFound",
@@ -150,6 +152,11 @@ class CommentNotFound(NotFound):
     en = "comment not found"
 
 
+class ChatNotFound(NotFound):
+    zh = "会话不存在"
+    en = "conversation not found"
+
+
 class Forbidden(LovewireError):
     error_no = ErrorCode.FORBIDDEN
     zh = "没有权限"
@@ -175,6 +182,11 @@ class TelTaken(Conflict):
 class CrushLimit(Conflict):
     zh = "暗恋名单已满：最多9个号码，30天内最多添加9个新号码"
     en = "crush limit: at most 9 crushes, and at most 9 new tels in 30 days"
+
+
+class ChatEnded(Conflict):
+    zh = "会话已结束"
+    en = "this conversation has ended: it is read-only"
 
 
 class PayloadRefused(LovewireError):

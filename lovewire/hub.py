@@ -39,6 +39,10 @@ class Subscriber(Protocol):
     def send_notice(self, frame: str) -> None:
         """Queue an unsequenced frame."""
 
+    def send_ephemeral(self, frame: str) -> None:
+        """Send an unstored frame to a logged-in socket now, or drop it if the socket is
+        slow (never queued behind what waits, never closing it)."""
+
     def end_session(self, frame: str) -> None:
         """Log out, then queue the session_end_notify frame."""
 
@@ -89,6 +93,11 @@ class Hub(ABC):
     @abstractmethod
     async def broadcast(self, frame: str) -> int:
         """Send an unsequenced frame to every open socket, logged in or not; return how many."""
+
+    @abstractmethod
+    async def notify(self, user_id: int, frame: str) -> None:
+        """Send an ephemeral frame (not stored, no seq: `chat_typing_notify`) to the user's
+        sockets wherever they are; a slow socket drops it. Never waits on a socket."""
 
     async def joined(self, session: Session) -> None:
         """The session's socket was attached to its user: return once pushes published
@@ -168,6 +177,9 @@ class LocalHub(Hub):
     async def broadcast(self, frame: str) -> int:
         return self.notify_all(frame)
 
+    async def notify(self, user_id: int, frame: str) -> None:
+        self.notify_local(user_id, frame)
+
     # -- the same, in one step: for a networked hub handing on another process's message --
 
     def deliver(self, push: StoredPush) -> None:
@@ -199,6 +211,11 @@ class LocalHub(Hub):
                 continue
             self.detach(user_id, sub)
             sub.end_session(frame)
+
+    def notify_local(self, user_id: int, frame: str) -> None:
+        """Hand an ephemeral frame to the user's sockets here (each drops it if slow)."""
+        for sub in list(self._subs.get(user_id, ())):
+            sub.send_ephemeral(frame)
 
     def notify_all(self, frame: str) -> int:
         """Queue an unsequenced frame for every open socket here; return how many."""

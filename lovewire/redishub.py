@@ -334,6 +334,12 @@ class RedisHub(Hub):
         await self._send([(self._all_channel, {"k": "all", "f": frame})])
         return sent
 
+    async def notify(self, user_id: int, frame: str) -> None:
+        # Ephemeral: named by "w", not "u", so a failed publish owes no sync (nothing of
+        # it is stored to catch up on).
+        await self.local.notify(user_id, frame)
+        await self._send([(self._user_channel(user_id), {"k": "eph", "w": user_id, "f": frame})])
+
     async def _send(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Publish to other processes, within PUBLISH_WAIT. What cannot go now is stored
         anyway: the users concerned are named to every process once Redis answers again,
@@ -391,6 +397,8 @@ class RedisHub(Hub):
             self.local.end_local_sessions(message["u"], message["t"], message["r"])
         elif kind == "all":
             self.local.notify_all(message["f"])
+        elif kind == "eph":
+            self.local.notify_local(message["w"], message["f"])
         elif kind == "evict":
             self._evict(message["m"])
         elif kind == "sync":

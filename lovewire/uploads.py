@@ -16,7 +16,10 @@ from lovewire.errors import Internal, PayloadRefused, TooFrequent
 from lovewire.images import Limits, parse_data_uri, picture_path
 from lovewire.storage.base import Unit
 
-__all__ = ["check_budget", "check_stored", "forget_file", "give_back", "store_picture"]
+__all__ = ["UPLOAD", "check_budget", "check_stored", "forget_file", "give_back", "store_picture"]
+
+#: The budget kind of a picture a user sends (a post, a chat picture): uploads an hour.
+UPLOAD = "upload"
 
 
 async def check_budget(

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from protocol import base, crush, pictures, profile, pushes, session, settings
+from protocol import base, chat, crush, pictures, profile, pushes, session, settings
 from protocol.base import ErrorFrame, Notify, Request, Response, UnsequencedNotify
 from protocol.codes import ErrorCode
 
 __all__ = ["ErrorCode", "ErrorFrame", "Notify", "Request", "Response", "all_messages"]
 
 #: Modules holding message models; a new feature module is added here.
-MODULES = (session, pushes, crush, profile, settings, pictures)
+MODULES = (session, pushes, crush, profile, settings, pictures, chat)
 
 
 def all_messages() -> list[type[BaseModel]]:

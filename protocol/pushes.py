@@ -45,6 +45,10 @@ class CrushMatchNotify(Notify):
     nickname: str
     tel: str
     words: str
+    #: The conversation the match opened (4.6), open until expire_ts.
+    conversation_id: IdOut
+    expire_time: str
+    expire_ts: int
 
 
 class SystemNotify(UnsequencedNotify):

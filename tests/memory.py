@@ -88,6 +88,9 @@ class MemoryClient:
     def send_notice(self, frame: str) -> None:
         self.frames.append(json.loads(frame))
 
+    def send_ephemeral(self, frame: str) -> None:
+        self.frames.append(json.loads(frame))
+
     def end_session(self, frame: str) -> None:
         self.session.log_out()
         self.frames.append(json.loads(frame))

@@ -226,7 +226,7 @@ async def test_crush_racing_mutual_adds_match_exactly_once(server: Server) -> No
 
 
 async def test_crush_remove_matched_ends_match_silently(server: Server) -> None:
-    """Removing a matched crush unmatches both; the other is not told."""
+    """Removing a matched crush unmatches both; the other learns only that the chat closed."""
     async with AsyncExitStack() as stack:
         a, b = await user(server, stack), await user(server, stack)
         await add(a, b.tel)
@@ -239,7 +239,9 @@ async def test_crush_remove_matched_ends_match_silently(server: Server) -> None:
             "error_no": 0,
             "err_msg": "",
         }
-        assert await quiet(b) == []
+        told = await quiet(b)
+        assert [(p["type"], p["reason"]) for p in told] == [("chat_closed_notify", "closed")]
+        assert set(told[0]) == {"type", "conversation_id", "reason", "seq", "time", "time_ts"}
         listed = await b.request({"type": "crush_list_request"})
         assert [x["matched"] for x in listed["crushes"]] == [False]
         assert (await a.request({"type": "crush_list_request"}))["crushes"] == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,20 @@ ROOMY = [
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[list[Process]]:
     """Two processes of one deployment, each with its own ports and data dir."""
+    async with two_processes(tmp_path, {}) as processes:
+        yield processes
+
+
+@pytest.fixture
+async def brief_chats(tmp_path: Path) -> AsyncIterator[list[Process]]:
+    """Two processes whose conversations last 3 seconds, looked at 10 times a second."""
+    env = {"LOVEWIRE_CHAT_DAYS": str(3 / 86400), "LOVEWIRE_CHAT_SWEEP_INTERVAL": "0.1"}
+    async with two_processes(tmp_path, env) as processes:
+        yield processes
+
+
+@asynccontextmanager
+async def two_processes(tmp_path: Path, extra: dict[str, str]) -> AsyncIterator[list[Process]]:
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(pg_schema(TEST_URL))
         prefix = await stack.enter_async_context(redis_prefix(TEST_REDIS_URL))
@@ -47,6 +61,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[list[Process]]:
             "LOVEWIRE_DATABASE_URL": url,
             "LOVEWIRE_REDIS_URL": TEST_REDIS_URL,
             "LOVEWIRE_REDIS_PREFIX": prefix,
+            **extra,
         }
         processes: list[Process] = []
         try:
@@ -220,3 +235,68 @@ async def test_process_killed_its_users_replay_on_the_other(pair: list[Process])
         auth = await call(back, {"type": "auth_request", "token": owner["token"], "last_seq": 1})
         assert auth["success"] and auth["last_seq"] == 3 and auth["recovered"], auth
         assert [p["seq"] for p in await pushes(back, 2)] == [2, 3]
+
+
+async def match(li_ws: ClientConnection, wang_ws: ClientConnection, li: Any, wang: Any) -> str:
+    """Make li and wang match; the conversation's id (each socket has had its match push)."""
+    assert (await call(li_ws, {"type": "crush_add_request", "crush_tel": wang["tel"]}))["success"]
+    await frames_until(wang_ws, "crush_notify")
+    await wang_ws.send(json.dumps({"type": "crush_add_request", "crush_tel": li["tel"]}))
+    frames = await frames_until(wang_ws, "crush_add_response")
+    if not any(f["type"] == "crush_match_notify" for f in frames):
+        frames += await frames_until(wang_ws, "crush_match_notify")
+    (told,) = [f for f in frames if f["type"] == "crush_match_notify"]
+    (other,) = await frames_until(li_ws, "crush_match_notify")
+    assert told["conversation_id"] == other["conversation_id"]
+    return str(told["conversation_id"])
+
+
+async def test_chat_message_reaches_the_peer_on_the_other_process_live(
+    pair: list[Process],
+) -> None:
+    """A message sent through one process reaches the peer, and my socket, on the other."""
+    a, b = pair
+    li = await register(a, "13800000001", "li")
+    wang = await register(b, "13800000002", "wang")
+    async with AsyncExitStack() as stack:
+        li_ws = await logged_in(stack, a, li["token"])
+        wang_ws = await logged_in(stack, b, wang["token"])
+        chat = await match(li_ws, wang_ws, li, wang)
+        li_on_b = await logged_in(stack, b, li["token"])
+        await frames_until(li_on_b, "crush_match_notify")  # its replay from last_seq 0
+        send = {"type": "chat_send_request", "conversation_id": chat, "msg": "你好"}
+        sent = await call(li_ws, send)
+        assert sent["success"], sent
+        for ws in (wang_ws, li_on_b, li_ws):
+            (push,) = await frames_until(ws, "chat_message_notify")
+            assert (push["message_id"], push["msg"], push["user_id"]) == (
+                sent["message_id"],
+                "你好",
+                li["user_id"],
+            )
+        await li_ws.send(json.dumps({"type": "chat_typing_request", "conversation_id": chat}))
+        typing = await frames_until(wang_ws, "chat_typing_notify")
+        assert typing == [{"type": "chat_typing_notify", "conversation_id": chat}]
+
+
+async def test_chat_expiry_told_exactly_once_by_two_processes(brief_chats: list[Process]) -> None:
+    """Both processes look for expired conversations; each person is told once."""
+    a, b = brief_chats
+    li = await register(a, "13800000001", "li")
+    wang = await register(b, "13800000002", "wang")
+    async with AsyncExitStack() as stack:
+        li_ws = await logged_in(stack, a, li["token"])
+        wang_ws = await logged_in(stack, b, wang["token"])
+        chat = await match(li_ws, wang_ws, li, wang)
+        for ws in (li_ws, wang_ws):
+            (closed,) = await frames_until(ws, "chat_closed_notify")
+            assert (closed["conversation_id"], closed["reason"]) == (chat, "expired")
+    await asyncio.sleep(0.5)  # both processes look again several times
+    async with AsyncExitStack() as stack:
+        for process, person in ((b, li), (a, wang)):
+            ws = await stack.enter_async_context(connect(url(process)))
+            auth = {"type": "auth_request", "token": person["token"], "last_seq": 0}
+            await ws.send(json.dumps(auth))
+            await ws.send(json.dumps({"type": "ping_request"}))
+            kinds = [f["type"] for f in await frames_until(ws, "ping_response")]
+            assert kinds.count("chat_closed_notify") == 1, kinds

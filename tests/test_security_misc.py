@@ -72,8 +72,9 @@ async def _sign_up(served: Served, ws: Any, tel: str, secrets: list[str]) -> str
 
 
 async def test_log_at_debug_holds_no_code_token_or_tel(tmp_path: Path) -> None:
-    """A whole debug-level run (login, register, crush, profile, refresh, tel change, HTTP)
-    logs no code, token or tel it used: not in frames, SQL parameters or our own lines."""
+    """A whole debug-level run (login, register, crush, chat, profile, refresh, tel change,
+    HTTP) logs no code, token, tel or chat message it used: not in frames, SQL parameters
+    or our own lines."""
     log_path = tmp_path / "stderr.log"
     tels = ["13911110001", "13911110002", "13911110003", "13911110004"]
     secrets: list[str] = list(tels)
@@ -102,6 +103,17 @@ async def test_log_at_debug_holds_no_code_token_or_tel(tmp_path: Path) -> None:
             await _sign_up(served, c, tels[2], secrets)
             await _call(a, {"type": "crush_add_request", "crush_tel": tels[2], "words": "hi"})
             await _call(a, {"type": "crush_add_request", "crush_tel": tels[1]})
+            matched = await _call(c, {"type": "crush_add_request", "crush_tel": tels[0]})
+            assert matched["matched"], matched
+            chat = (await _call(a, {"type": "chat_list_request"}))["conversations"][0]
+            text = "meet me at the 秘密 place"
+            send = {"type": "chat_send_request", "conversation_id": chat["conversation_id"]}
+            await _call(c, {**send, "msg": text, "client_msg_id": "m1"})
+            await _call(c, {**send, "msg": text, "client_msg_id": "m1"})  # a retry
+            await _call(
+                a, {"type": "chat_history_request", "conversation_id": chat["conversation_id"]}
+            )
+            secrets.append(text)
             update = {"type": "profile_update_request", "nickname": "li", "signature": "yo"}
             await _call(a, update)
             token = (await _call(a, {"type": "token_refresh_request"}))["token"]

@@ -432,3 +432,151 @@ async def test_counts_follow_likes_comments_replies_and_deletes(store: Store) ->
             (p.id, p.comment_count, p.like_count)
             for p in await tx.pictures.feed(owner.id, None, 20)
         ] == [(other.id, 1, 0)]
+
+
+# -- chat (4.6) -------------------------------------------------------------------------
+
+
+async def test_chat_open_close_once_and_one_open_per_pair(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        conv = await tx.chats.open(b.id, a.id, 100, 400)
+    assert (conv.low_user, conv.high_user) == tuple(sorted((a.id, b.id)))
+    assert conv.ended_ts is None and conv.last_ts == 100 and conv.is_open(399)
+    assert not conv.is_open(400)
+    with pytest.raises(Exception):  # noqa: B017  a second open conversation for the pair
+        async with store.unit() as tx:
+            await tx.chats.open(a.id, b.id, 101, 401)
+
+    async def close() -> bool:
+        async with store.unit() as tx:
+            return await tx.chats.close(conv.id, 150, "closed") is not None
+
+    assert sorted(await race(*(close() for _ in range(RACERS)))) == [False] * (RACERS - 1) + [True]
+    async with store.unit() as tx:
+        assert await tx.chats.close_pair(a.id, b.id, 160) is None
+        again = await tx.chats.open(a.id, b.id, 170, 470)
+        closed = await tx.chats.close_pair(b.id, a.id, 180)
+    assert again.id != conv.id and closed is not None and closed.end_reason == "closed"
+    async with store.read() as tx:
+        first = await tx.chats.get(conv.id)
+    assert first is not None and (first.ended_ts, first.end_reason) == (150, "closed")
+
+
+async def test_chat_messages_history_read_marks_and_list(store: Store) -> None:
+    a, b = await new_user(store, "13800000001", "a"), await new_user(store, "13800000002", "b")
+    c = await new_user(store, "13800000003", "c")
+    async with store.unit() as tx:
+        ab = await tx.chats.open(a.id, b.id, 100, 10**6)
+        ac = await tx.chats.open(a.id, c.id, 101, 10**6)
+        sent = [
+            await tx.chats.add_message(ab.id, b.id, f"m{i}", "", None, 110 + i) for i in range(5)
+        ]
+        mine = await tx.chats.add_message(ab.id, a.id, "me", "ab/x.png", "k1", 120)
+    async with store.read() as tx:
+        assert await tx.chats.by_client_msg_id(a.id, "k1") == mine
+        assert await tx.chats.by_client_msg_id(b.id, "k1") is None
+        page = await tx.chats.history(ab.id, None, 3)
+        older = await tx.chats.history(ab.id, page[0].id, 10)
+        listed = await tx.chats.of_user(a.id)
+        last = await tx.chats.last_messages([ab.id, ac.id])
+        for_b = await tx.chats.of_user(b.id)
+    assert [m.msg for m in page] == ["m3", "m4", "me"]
+    assert [m.msg for m in older] == ["m0", "m1", "m2"]
+    assert [i.conversation.id for i in listed] == [ab.id, ac.id]  # latest activity first
+    assert [(i.peer_id, i.peer_nickname, i.unread) for i in listed] == [
+        (b.id, "b", 5),
+        (c.id, "c", 0),
+    ]
+    assert last == {ab.id: mine}
+    assert [i.unread for i in for_b] == [1]
+    async with store.unit() as tx:
+        assert await tx.chats.mark_read(ab.id, a.id, sent[2].id)
+        assert not await tx.chats.mark_read(ab.id, a.id, sent[1].id)  # never moves back
+        assert not await tx.chats.mark_read(ab.id, a.id, sent[2].id)
+    async with store.read() as tx:
+        assert [i.unread for i in await tx.chats.of_user(a.id)] == [2, 0]
+        assert [i.unread for i in await tx.chats.of_user(b.id)] == [1]
+
+
+async def test_chat_keep_both_and_expiry_claimed_once(store: Store) -> None:
+    users = [await new_user(store, f"1380000000{i}") for i in range(4)]
+    async with store.unit() as tx:
+        kept = await tx.chats.open(users[0].id, users[1].id, 100, 200)
+        due = await tx.chats.open(users[2].id, users[3].id, 100, 200)
+        later = await tx.chats.open(users[0].id, users[2].id, 100, 300)
+        half = await tx.chats.keep(kept.id, users[0].id)
+        both = await tx.chats.keep(kept.id, users[1].id)
+    assert half.kept_by(users[0].id) and not half.kept and both.kept
+
+    async def claim() -> list[int]:
+        async with store.unit() as tx:
+            return [c.id for c in await tx.chats.claim_expired(250, 10)]
+
+    claims = await race(*(claim() for _ in range(RACERS)))
+    assert sorted(i for ids in claims for i in ids) == [due.id]
+    async with store.read() as tx:
+        ended = await tx.chats.get(due.id)
+        still = await tx.chats.get(later.id)
+    assert ended is not None and (ended.ended_ts, ended.end_reason) == (250, "expired")
+    assert still is not None and still.ended_ts is None
+
+
+async def test_chat_retention_deletes_ended_with_messages_and_names_pictures(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        old = await tx.chats.open(a.id, b.id, 100, 10**6)
+        await tx.chats.add_message(old.id, a.id, "hi", "ab/one.png", None, 110)
+        await tx.chats.add_message(old.id, b.id, "", "ab/one.png", None, 111)
+        await tx.chats.close(old.id, 120, "closed")
+        new = await tx.chats.open(a.id, b.id, 130, 10**6)
+        await tx.chats.add_message(new.id, a.id, "", "ab/two.png", None, 131)
+    async with store.read() as tx:
+        assert await tx.pictures.path_in_use("ab/one.png")
+    async with store.unit() as tx:
+        assert await tx.chats.delete_ended(120, 10) == (0, [])
+        assert await tx.chats.delete_ended(121, 10) == (1, ["ab/one.png"])
+    async with store.read() as tx:
+        assert await tx.chats.get(old.id) is None
+        assert await tx.chats.history(old.id, None, 10) == []
+        assert not await tx.pictures.path_in_use("ab/one.png")
+        assert await tx.pictures.path_in_use("ab/two.png")
+        assert [i.conversation.id for i in await tx.chats.of_user(a.id)] == [new.id]
+
+
+async def test_crush_remove_names_the_other_user_of_the_match(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        mine = await tx.crushes.add(a.id, b.tel, "", 100, 0)
+        theirs = await tx.crushes.add(b.id, a.tel, "", 100, 0)
+        lone = await tx.crushes.add(a.id, "13800000009", "", 100, 0)
+        await tx.crushes.match(mine, theirs, 100)
+    async with store.unit() as tx:
+        assert await tx.crushes.remove(lone, 110) is None
+        assert await tx.crushes.remove(mine, 110) == b.id
+
+
+async def test_chat_sent_since_counts_a_senders_messages(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        chat = await tx.chats.open(a.id, b.id, 100, 10**6)
+        for ts in (100, 130, 160):
+            await tx.chats.add_message(chat.id, a.id, "x", "", None, ts)
+        await tx.chats.add_message(chat.id, b.id, "y", "", None, 170)
+    async with store.unit() as tx:
+        assert await tx.chats.sent_since(a.id, 120) == (2, 130)
+        assert await tx.chats.sent_since(a.id, 200) == (0, None)
+        assert await tx.chats.sent_since(b.id, 0) == (1, 170)
+
+
+async def test_chat_close_pair_past_expiry_says_expired(store: Store) -> None:
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        await tx.chats.open(a.id, b.id, 100, 200)
+        late = await tx.chats.close_pair(a.id, b.id, 200)
+        kept = await tx.chats.open(a.id, b.id, 300, 400)
+        await tx.chats.keep(kept.id, a.id)
+        await tx.chats.keep(kept.id, b.id)
+        closed = await tx.chats.close_pair(a.id, b.id, 500)
+    assert late is not None and late.end_reason == "expired"
+    assert closed is not None and closed.end_reason == "closed"

@@ -15,7 +15,10 @@ from contextlib import AbstractAsyncContextManager
 
 from lovewire.storage.errors import ReadOnlyUnit
 from lovewire.storage.records import (
+    ChatListItem,
+    ChatMessage,
     Code,
+    Conversation,
     Crush,
     FeedPost,
     Picture,
@@ -28,6 +31,7 @@ from lovewire.storage.records import (
 )
 
 __all__ = [
+    "ChatRepo",
     "CodeRepo",
     "CrushRepo",
     "PictureRepo",
@@ -263,8 +267,11 @@ class CrushRepo(ABC):
         """Add a crush (replacing an expired one on the same tel) and log the tel as added."""
 
     @abstractmethod
-    async def remove(self, crush: Crush, now: int) -> None:
-        """Delete a crush; its match ends and the other crush's 90 days start again."""
+    async def remove(self, crush: Crush, now: int) -> int | None:
+        """Delete a crush; its match ends and the other crush's 90 days start again.
+
+        Returns the other user of the match it ended (None: it was not matched).
+        """
 
     @abstractmethod
     async def count_of_user(self, user_id: int, fresh: int) -> int: ...
@@ -390,7 +397,7 @@ class PictureRepo(ABC):
 
     @abstractmethod
     async def path_in_use(self, path: str) -> bool:
-        """Whether a post or a user's avatar still refers to a stored file."""
+        """Whether a post, a user's avatar or a chat message still refers to a stored file."""
 
     @abstractmethod
     async def lock_path(self, path: str) -> None:
@@ -410,6 +417,94 @@ class PictureRepo(ABC):
         """Forget one action of a kind counted at ts (a reservation given back)."""
 
 
+class ChatRepo(ABC):
+    """Conversations between matched users (4.6) and their messages.
+
+    A conversation is ended once `ended_ts` is set, by `close`, `close_pair` or
+    `claim_expired`: each is one conditional UPDATE whose row count decides, so of two
+    units (of any processes) ending one conversation exactly one does, and only that one
+    stores the pushes telling it. In a write unit `get` locks the conversation's row until
+    the unit ends (PostgreSQL: FOR UPDATE), so a message is never added to a
+    conversation another unit is ending.
+    """
+
+    @abstractmethod
+    async def open(self, user_a: int, user_b: int, now: int, expire_ts: int) -> Conversation:
+        """Open a conversation for a pair (at most one open per pair)."""
+
+    @abstractmethod
+    async def get(self, conversation_id: int) -> Conversation | None:
+        """The conversation, locked until the unit ends in a write unit."""
+
+    @abstractmethod
+    async def close(self, conversation_id: int, now: int, reason: str) -> Conversation | None:
+        """End an open conversation; None if it was already ended (or is gone)."""
+
+    @abstractmethod
+    async def close_pair(self, user_a: int, user_b: int, now: int) -> Conversation | None:
+        """End the pair's open conversation; None if it has none. Its reason is "closed",
+        or "expired" if it was past its expiry (the sweeper had not got to it yet)."""
+
+    @abstractmethod
+    async def keep(self, conversation_id: int, user_id: int) -> Conversation:
+        """Record that user_id asked to keep it; the conversation as it now is."""
+
+    @abstractmethod
+    async def add_message(
+        self,
+        conversation_id: int,
+        sender_id: int,
+        msg: str,
+        picture: str,
+        client_msg_id: str | None,
+        now: int,
+    ) -> ChatMessage:
+        """Store a message (the conversation's latest activity is now)."""
+
+    @abstractmethod
+    async def sent_since(self, sender_id: int, since: int) -> tuple[int, int | None]:
+        """The sender's messages at or after `since`, and the oldest of them. In a write
+        unit it first takes the sender's lock (PostgreSQL: a named lock), so that two
+        units cannot both pass a limit counted here."""
+
+    @abstractmethod
+    async def message(self, message_id: int) -> ChatMessage | None: ...
+
+    @abstractmethod
+    async def by_client_msg_id(self, sender_id: int, client_msg_id: str) -> ChatMessage | None:
+        """The sender's message sent with that key, if any."""
+
+    @abstractmethod
+    async def history(
+        self, conversation_id: int, before: int | None, limit: int
+    ) -> list[ChatMessage]:
+        """The newest `limit` messages with id < before (all without it), oldest first."""
+
+    @abstractmethod
+    async def mark_read(self, conversation_id: int, user_id: int, message_id: int) -> bool:
+        """Move user_id's read mark up to message_id; False if it was there already."""
+
+    @abstractmethod
+    async def of_user(self, user_id: int) -> list[ChatListItem]:
+        """The user's conversations, the latest activity first, each with its peer's
+        public profile and the count of the peer's messages after the user's read mark:
+        one query, whatever the number of conversations."""
+
+    @abstractmethod
+    async def last_messages(self, conversation_ids: Sequence[int]) -> dict[int, ChatMessage]:
+        """The newest message of each conversation that has one; one query."""
+
+    @abstractmethod
+    async def claim_expired(self, now: int, limit: int) -> list[Conversation]:
+        """End up to `limit` open, not kept conversations whose expire_ts <= now, with
+        reason "expired", and return them: each is claimed by exactly one unit."""
+
+    @abstractmethod
+    async def delete_ended(self, before_ts: int, limit: int) -> tuple[int, list[str]]:
+        """Delete up to `limit` conversations ended before `before_ts` with their
+        messages; return how many, and the pictures their messages referred to."""
+
+
 class Unit(ABC):
     """One transaction and its repositories.
 
@@ -425,6 +520,7 @@ class Unit(ABC):
     crushes: CrushRepo
     tel_changes: TelChangeRepo
     pictures: PictureRepo
+    chats: ChatRepo
 
     def __init__(self, *, writable: bool = True) -> None:
         self.writable = writable

@@ -8,7 +8,10 @@ from dataclasses import dataclass, fields
 from typing import Any, Protocol, TypeVar, get_type_hints
 
 __all__ = [
+    "ChatListItem",
+    "ChatMessage",
     "Code",
+    "Conversation",
     "Crush",
     "FeedPost",
     "Picture",
@@ -184,3 +187,64 @@ class PictureComment:
     client_msg_id: str | None
     created_ts: int
     reply_count: int  # replies filed under it (0 for a reply)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation opened by a match (4.6); `low_user` < `high_user`."""
+
+    id: int
+    low_user: int
+    high_user: int
+    opened_ts: int
+    expire_ts: int
+    low_kept: bool
+    high_kept: bool
+    ended_ts: int | None  # None while it is open
+    end_reason: str | None  # "closed" or "expired" once ended
+    last_ts: int  # the latest activity: the opening or the newest message
+    low_read: int  # the newest message id read by each side (0: none)
+    high_read: int
+
+    def has(self, user_id: int) -> bool:
+        return user_id in (self.low_user, self.high_user)
+
+    def peer_of(self, user_id: int) -> int:
+        return self.high_user if user_id == self.low_user else self.low_user
+
+    @property
+    def kept(self) -> bool:
+        """Both asked to keep it: it never expires."""
+        return self.low_kept and self.high_kept
+
+    def kept_by(self, user_id: int) -> bool:
+        return self.low_kept if user_id == self.low_user else self.high_kept
+
+    def read_by(self, user_id: int) -> int:
+        return self.low_read if user_id == self.low_user else self.high_read
+
+    def is_open(self, now: int) -> bool:
+        """Not ended, and kept or before its expiry (the sweeper may not have run yet)."""
+        return self.ended_ts is None and (self.kept or now < self.expire_ts)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    id: int
+    conversation_id: int
+    sender_id: int
+    msg: str
+    picture: str  # a stored file's name, "" for none
+    client_msg_id: str | None
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatListItem:
+    """A conversation of one user's list: the peer's public profile and the unread count."""
+
+    conversation: Conversation
+    peer_id: int
+    peer_nickname: str
+    peer_avatar: str
+    unread: int

@@ -81,16 +81,18 @@ class PgCrushes(PgRepo, CrushRepo):
         )
         return from_row(Crush, row)
 
-    async def remove(self, crush: Crush, now: int) -> None:
+    async def remove(self, crush: Crush, now: int) -> int | None:
         row = await self._one(
             "DELETE FROM crush_matches WHERE low_crush = $1 OR high_crush = $1"
-            " RETURNING low_crush, high_crush",
+            " RETURNING low_user, high_user, low_crush, high_crush",
             crush.id,
         )
         await self._exec("DELETE FROM crushes WHERE id = $1", crush.id)
         if row is not None:
             other = row["high_crush"] if row["low_crush"] == crush.id else row["low_crush"]
             await self._exec("UPDATE crushes SET since_ts = $2 WHERE id = $1", other, now)
+            return int(row["high_user"] if row["low_crush"] == crush.id else row["low_user"])
+        return None
 
     async def count_of_user(self, user_id: int, fresh: int) -> int:
         await self._lock("crush-user", user_id)

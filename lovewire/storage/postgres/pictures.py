@@ -202,7 +202,8 @@ class PgPictures(PgRepo, PictureRepo):
     async def path_in_use(self, path: str) -> bool:
         row = await self._one(
             "SELECT EXISTS (SELECT 1 FROM pictures WHERE path = $1)"
-            " OR EXISTS (SELECT 1 FROM users WHERE avatar = $1) AS used",
+            " OR EXISTS (SELECT 1 FROM users WHERE avatar = $1)"
+            " OR EXISTS (SELECT 1 FROM chat_messages WHERE picture = $1) AS used",
             path,
         )
         return bool(row and row["used"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lovewire.storage.base import Unit
 from lovewire.storage.postgres.accounts import PgCodes, PgSmsLog, PgTokens, PgUsers
+from lovewire.storage.postgres.chat import PgChats
 from lovewire.storage.postgres.crush import PgCrushes, PgTelChanges
 from lovewire.storage.postgres.pictures import PgPictures
 from lovewire.storage.postgres.pushes import PgPushes
@@ -26,3 +27,4 @@ class PgUnit(Unit):
         self.crushes = PgCrushes(session)
         self.tel_changes = PgTelChanges(session)
         self.pictures = PgPictures(session)
+        self.chats = PgChats(session)

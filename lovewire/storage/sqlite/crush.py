@@ -53,9 +53,10 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
         )
         return from_row(Crush, row)
 
-    async def remove(self, crush: Crush, now: int) -> None:
+    async def remove(self, crush: Crush, now: int) -> int | None:
         row = await self._one(
-            "SELECT low_crush, high_crush FROM crush_matches WHERE low_crush = ? OR high_crush = ?",
+            "SELECT low_user, high_user, low_crush, high_crush FROM crush_matches"
+            " WHERE low_crush = ? OR high_crush = ?",
             (crush.id, crush.id),
         )
         await self._exec(
@@ -65,6 +66,8 @@ class SqliteCrushes(SqliteRepo, CrushRepo):
         if row is not None:
             other = row["high_crush"] if row["low_crush"] == crush.id else row["low_crush"]
             await self._exec("UPDATE crushes SET since_ts = ? WHERE id = ?", (now, other))
+            return int(row["high_user"] if row["low_crush"] == crush.id else row["low_user"])
+        return None
 
     async def count_of_user(self, user_id: int, fresh: int) -> int:
         row = await self._one(

@@ -173,8 +173,9 @@ class SqlitePictures(SqliteRepo, PictureRepo):
     async def path_in_use(self, path: str) -> bool:
         row = await self._one(
             "SELECT EXISTS (SELECT 1 FROM pictures WHERE path = ?)"
-            " OR EXISTS (SELECT 1 FROM users WHERE avatar = ?) AS used",
-            (path, path),
+            " OR EXISTS (SELECT 1 FROM users WHERE avatar = ?)"
+            " OR EXISTS (SELECT 1 FROM chat_messages WHERE picture = ?) AS used",
+            (path, path, path),
         )
         return bool(row and row["used"])
 

@@ -6,6 +6,7 @@ import aiosqlite
 
 from lovewire.storage.base import Unit
 from lovewire.storage.sqlite.accounts import SqliteCodes, SqliteSmsLog, SqliteTokens, SqliteUsers
+from lovewire.storage.sqlite.chat import SqliteChats
 from lovewire.storage.sqlite.crush import SqliteCrushes, SqliteTelChanges
 from lovewire.storage.sqlite.inline import InlineConnection
 from lovewire.storage.sqlite.pictures import SqlitePictures
@@ -30,3 +31,4 @@ class SqliteUnit(Unit):
         self.crushes = SqliteCrushes(db)
         self.tel_changes = SqliteTelChanges(db)
         self.pictures = SqlitePictures(db)
+        self.chats = SqliteChats(db)
