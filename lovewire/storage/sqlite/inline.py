@@ -11,9 +11,11 @@ BEGIN when another process holds the lock (inline, a busy database fails at once
 from __future__ import annotations
 
 import asyncio
+import functools
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,13 +35,13 @@ class InlineConnection:
     lock), so the loop's thread and the connection's own never overlap.
     """
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, conn: sqlite3.Connection, thread: _Thread) -> None:
         self._conn = conn
-        self._executor = executor
+        self._thread = thread
 
     @classmethod
     async def connect(cls, path: Path, pragmas: Iterable[str]) -> InlineConnection:
-        executor = ThreadPoolExecutor(1, thread_name_prefix="lovewire-sqlite-writer")
+        thread = _Thread()
 
         def connect() -> sqlite3.Connection:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -51,11 +53,11 @@ class InlineConnection:
             return conn
 
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, connect)
+            conn = await thread.call(connect)
         except BaseException:
-            executor.shutdown(wait=False)
+            thread.stop()
             raise
-        return cls(conn, executor)
+        return cls(conn, thread)
 
     @property
     def in_transaction(self) -> bool:
@@ -102,7 +104,7 @@ class InlineConnection:
 
     def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run `fn(*args)` in the connection's thread."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return self._thread.call(fn, *args)
 
     async def executescript(self, script: str) -> None:
         """Run a script in the thread, waiting for locks like `in_thread`."""
@@ -120,4 +122,49 @@ class InlineConnection:
         try:
             await self.call(self._conn.close)
         finally:
-            self._executor.shutdown(wait=False)
+            self._thread.stop()
+
+
+class _Thread:
+    """The connection's own thread: a queue of calls, each answered on the caller's loop.
+
+    Lighter than a one-thread `ThreadPoolExecutor` (no semaphore, no concurrent future to
+    chain): a group's COMMIT is one put and one `call_soon_threadsafe`.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(
+            target=self._run, name="lovewire-sqlite-writer", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._calls.put((functools.partial(fn, *args), future))
+        return future
+
+    def stop(self) -> None:
+        self._calls.put(None)
+
+    def _run(self) -> None:
+        while (item := self._calls.get()) is not None:
+            fn, future = item
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the caller, whatever it is
+                future.get_loop().call_soon_threadsafe(_fail, future, exc)
+            else:
+                future.get_loop().call_soon_threadsafe(_succeed, future, result)
+
+
+def _succeed(future: asyncio.Future[T], result: T) -> None:
+    if not future.done():  # its caller may have been cancelled meanwhile
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
