@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Sequence
 from types import TracebackType
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -130,11 +131,7 @@ class Connection:
             return
         data = frame.encode()
         busy = self._queue or self._sending_bytes  # else the frame fits, however large
-        if (
-            not busy
-            and len(data) <= self.max_bytes
-            and not self.ws.transport.get_write_buffer_size()
-        ):
+        if self._writes_now(data):
             if self.ws.protocol.state is not State.OPEN:
                 return  # closing: nothing more goes out (as `ws.send` would refuse)
             try:
@@ -165,6 +162,15 @@ class Connection:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         assert self._ready is not None
         self._ready.set()
+
+    def _writes_now(self, data: bytes) -> bool:
+        """Nothing waits, not even in the transport's buffer: `data` may go out at once."""
+        return (
+            not self._queue
+            and not self._sending_bytes
+            and len(data) <= self.max_bytes
+            and not self.ws.transport.get_write_buffer_size()
+        )
 
     def _sent(self, push: StoredPush) -> None:
         self.services.metrics.push_sent()
@@ -253,6 +259,21 @@ class Connection:
 
     def send_notice(self, frame: str) -> None:
         self.send(frame)
+
+    @staticmethod
+    def send_notice_to_many(connections: Sequence[Connection], frame: str) -> None:
+        """One unsequenced frame to many sockets (`system_notify`), encoded once: the
+        sockets with nothing waiting get it in one `broadcast`, the others queue it."""
+        data = frame.encode()
+        idle = []
+        for conn in connections:
+            if conn._closing:
+                continue
+            if conn._writes_now(data):
+                idle.append(conn.ws)
+            else:
+                conn.send(frame)
+        broadcast(idle, data, text=True)
 
     def send_ephemeral(self, frame: str) -> None:
         if self.session.login is None or self._closing:

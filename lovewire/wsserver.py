@@ -23,6 +23,9 @@ __all__ = ["WsServer"]
 
 log = logging.getLogger(__name__)
 
+#: Connections the kernel keeps waiting for accept (capped by net.core.somaxconn).
+LISTEN_BACKLOG = 4096
+
 #: Incoming frames buffered per socket before TCP pushes back.
 MAX_QUEUE = 8
 
@@ -72,6 +75,9 @@ class WsServer:
             ping_interval=None,  # one task pings every socket: `self.keepalive`
             close_timeout=5,
             reuse_port=reuse_port,
+            # Thousands of apps reconnect at once after a restart or a network blip: a
+            # short accept queue drops their SYNs and each retries a second later.
+            backlog=LISTEN_BACKLOG,
         )
         self.keepalive.start()
         sockname = next(iter(self._server.sockets)).getsockname()
