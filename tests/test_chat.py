@@ -10,27 +10,12 @@ import pytest
 
 from protocol.times import DAY, MINUTE
 from tests.conftest import Client, Server
+from tests.helpers_people import Person, user
 from tests.helpers_pictures import APP_TIME, get, picture, stored_files, uri
 
 PICTURE = uri(picture())
 MESSAGE_KEYS = {"message_id", "user_id", "msg", "picture", "send_time", "send_time_ts"}
 STAMP = {"seq", "time", "time_ts"}
-
-
-class Person(Client):
-    """A registered, logged-in client and who it is."""
-
-    tel = ""
-    user_id = ""
-    token = ""
-
-
-async def user(server: Server, stack: AsyncExitStack, nickname: str = "zhang") -> Person:
-    client = await stack.enter_async_context(server.connect())
-    person = Person(client.ws)
-    reg = await server.register(person, nickname=nickname)
-    person.tel, person.user_id, person.token = reg["tel"], reg["user_id"], reg["token"]
-    return person
 
 
 async def second_socket(server: Server, stack: AsyncExitStack, person: Person) -> Client:

@@ -10,25 +10,9 @@ import pytest
 
 from protocol.times import DAY
 from tests.conftest import Client, Server
+from tests.helpers_people import user
 
 NOTICE_KEYS = {"type", "count", "seq", "time", "time_ts"}
-
-
-class Person(Client):
-    """A registered, logged-in client and who it is."""
-
-    tel = ""
-    user_id = ""
-    token = ""
-
-
-async def user(server: Server, stack: AsyncExitStack, nickname: str = "zhang") -> Person:
-    """Register a new user on a new socket."""
-    client = await stack.enter_async_context(server.connect())
-    person = Person(client.ws)
-    reg = await server.register(person, nickname=nickname)
-    person.tel, person.user_id, person.token = reg["tel"], reg["user_id"], reg["token"]
-    return person
 
 
 async def add(client: Client, crush_tel: str, words: str = "") -> dict[str, Any]:
