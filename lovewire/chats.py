@@ -15,6 +15,7 @@ import logging
 
 from lovewire.context import Services
 from lovewire.pushes import push_body
+from lovewire.uploads import remove_if_unused
 from protocol.chat import ChatClosedNotify
 from protocol.times import DAY
 
@@ -91,20 +92,12 @@ class ChatChores:
             async with services.store.unit() as tx:
                 count, paths = await tx.chats.delete_ended(now - keep, BATCH)
             for path in paths:
-                await self._forget(path)
+                await remove_if_unused(services.store, services.media, path)
             deleted += count
             if count < BATCH:
                 if deleted:
                     log.info("deleted %d ended conversations", deleted)
                 return deleted
-
-    async def _forget(self, path: str) -> None:
-        """Delete a stored picture unless a post, an avatar or a message refers to it."""
-        services = self.services
-        async with services.store.unit() as tx:
-            await tx.pictures.lock_path(path)
-            if not await tx.pictures.path_in_use(path):
-                await services.media.delete(path)
 
     def wake(self) -> None:
         """Run the chores now (the server's clock jumped)."""

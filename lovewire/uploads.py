@@ -14,9 +14,18 @@ import asyncio
 from lovewire.context import Context
 from lovewire.errors import Internal, PayloadRefused, TooFrequent
 from lovewire.images import Limits, parse_data_uri, picture_path
-from lovewire.storage.base import Unit
+from lovewire.media import MediaStore
+from lovewire.storage.base import Store, Unit
 
-__all__ = ["UPLOAD", "check_budget", "check_stored", "forget_file", "give_back", "store_picture"]
+__all__ = [
+    "UPLOAD",
+    "check_budget",
+    "check_stored",
+    "forget_file",
+    "give_back",
+    "remove_if_unused",
+    "store_picture",
+]
 
 #: The budget kind of a picture a user sends (a post, a chat picture): uploads an hour.
 UPLOAD = "upload"
@@ -94,17 +103,25 @@ async def check_stored(ctx: Context, tx: Unit, rel_path: str) -> None:
         raise Internal("the stored picture was removed meanwhile")
 
 
-async def forget_file(ctx: Context, rel_path: str) -> None:
-    """Delete a stored file unless a post or an avatar still refers to it.
+async def remove_if_unused(store: Store, media: MediaStore, rel_path: str) -> None:
+    """Delete a stored file unless a post, an avatar or a chat message refers to it.
 
     The check and the removal happen inside one write unit, so an upload (which checks
-    its file inside its own unit) never commits a post whose file is gone. A clean-up,
-    not an act of the caller's token: it runs even if that token was revoked meanwhile.
+    its file inside its own unit) never commits a post whose file is gone.
+    """
+    async with store.unit() as tx:
+        await tx.pictures.lock_path(rel_path)
+        if not await tx.pictures.path_in_use(rel_path):
+            await media.delete(rel_path)
+
+
+async def forget_file(ctx: Context, rel_path: str) -> None:
+    """Delete a stored file unless something still refers to it (`remove_if_unused`).
+
+    A clean-up, not an act of the caller's token: it runs even if that token was revoked
+    meanwhile; a failure is logged, never the caller's.
     """
     try:
-        async with ctx.unit(check_login=False) as tx:
-            await tx.pictures.lock_path(rel_path)
-            if not await tx.pictures.path_in_use(rel_path):
-                await ctx.media.delete(rel_path)
+        await remove_if_unused(ctx.store, ctx.media, rel_path)
     except Exception:
         ctx.log.exception("could not remove an unused stored picture")
