@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
 from types import TracebackType
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -259,21 +258,6 @@ class Connection:
 
     def send_notice(self, frame: str) -> None:
         self.send(frame)
-
-    @staticmethod
-    def send_notice_to_many(connections: Sequence[Connection], frame: str) -> None:
-        """One unsequenced frame to many sockets (`system_notify`), encoded once: the
-        sockets with nothing waiting get it in one `broadcast`, the others queue it."""
-        data = frame.encode()
-        idle = []
-        for conn in connections:
-            if conn._closing:
-                continue
-            if conn._writes_now(data):
-                idle.append(conn.ws)
-            else:
-                conn.send(frame)
-        broadcast(idle, data, text=True)
 
     def send_ephemeral(self, frame: str) -> None:
         if self.session.login is None or self._closing:

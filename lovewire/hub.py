@@ -220,17 +220,8 @@ class LocalHub(Hub):
     def notify_all(self, frame: str) -> int:
         """Queue an unsequenced frame for every open socket here; return how many."""
         subs = list(self._open)
-        by_kind: dict[type[Subscriber], list[Subscriber]] = {}
         for sub in subs:
-            by_kind.setdefault(type(sub), []).append(sub)
-        for kind, group in by_kind.items():
-            # A kind of subscriber may write one frame to many at once (sockets do).
-            send_to_many = getattr(kind, "send_notice_to_many", None)
-            if send_to_many is not None:
-                send_to_many(group, frame)
-            else:
-                for sub in group:
-                    sub.send_notice(frame)
+            sub.send_notice(frame)
         return len(subs)
 
     def subscribers(self, user_id: int) -> list[Subscriber]:
