@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -15,6 +14,7 @@ from typing import Any
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
+from lovewire import collector
 from lovewire.config import Settings, load_settings
 from lovewire.storage.errors import BackendUnavailable, StoreError
 from lovewire.workers import StartFailed, refusal, supervise
@@ -22,11 +22,6 @@ from lovewire.workers import StartFailed, refusal, supervise
 __all__ = ["main", "schema"]
 
 log = logging.getLogger("lovewire")
-
-#: The collector's thresholds once the server runs (`settle_garbage_collector`). With
-#: Python's 700, every few requests paid a young collection: like/unlike 5,445 a second
-#: here against 3,615 (docs/performance.md).
-GC_YOUNG, GC_MIDDLE, GC_OLD = 10_000, 10, 100
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,29 +134,20 @@ async def serve(settings: Settings, worker_of: int | None = None) -> None:
     reuse_port = worker_of is not None
     try:
         async with Lovewire(settings, tables=TABLES, reuse_port=reuse_port) as app:
-            settle_garbage_collector()
+            collector.settle()
+            thawing = asyncio.create_task(collector.thaw_forever())
             print(app.listening_line, flush=True)
             log.info("%s", app.listening_line)
             if worker_of is not None:
                 orphaned = asyncio.create_task(_orphaned(worker_of, stop))
             await stop.wait()
             log.info("shutting down")
+            thawing.cancel()
             if worker_of is not None:
                 orphaned.cancel()
     finally:
         mark_process_dead()  # its sockets leave a shared scrape's gauges
     log.info("stopped")
-
-
-def settle_garbage_collector() -> None:
-    """Keep the collector off what lives as long as the process (modules, models, the
-    registry): frozen, a full collection walks only what requests and sockets made since,
-    not the whole heap, and pauses every socket for far less. Thresholds sized for a heap
-    of many long-lived objects (sockets) collect the young ones less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, GC_MIDDLE, GC_OLD)
 
 
 async def _orphaned(supervisor: int, stop: asyncio.Event) -> None:

@@ -98,6 +98,9 @@ class Connection:
         """The reader is done: the socket is gone or going; leave the hub, stop writing."""
         self._closing = True
         self.session.log_out()
+        # The session and this connection point at each other: untied, a closed socket is
+        # freed as soon as it is dropped, without waiting for the collector.
+        self.session.watcher = None
         self.services.hub.unregister(self)
         if self._writer is not None:
             self._writer.cancel()

@@ -30,6 +30,18 @@ LISTEN_BACKLOG = 4096
 MAX_QUEUE = 8
 
 
+class _Socket(ServerConnection):
+    """A server connection that leaves no reference cycle behind once closed."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # Python 3.11's socket transport keeps a bound method of itself until collected
+        # (python/cpython#100348, fixed in 3.12 by the same assignment in `close`): without
+        # the cycle a closed socket is freed at once, even once frozen (lovewire.collector).
+        if hasattr(self.transport, "_read_ready_cb"):
+            self.transport._read_ready_cb = None
+
+
 class WsServer:
     """Accept sockets, read frames, answer each in order, close cleanly."""
 
@@ -78,6 +90,7 @@ class WsServer:
             # Thousands of apps reconnect at once after a restart or a network blip: a
             # short accept queue drops their SYNs and each retries a second later.
             backlog=LISTEN_BACKLOG,
+            create_connection=_Socket,
         )
         self.keepalive.start()
         sockname = next(iter(self._server.sockets)).getsockname()

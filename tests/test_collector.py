@@ -1,0 +1,92 @@
+"""The collector's settings for many long-lived sockets (lovewire.collector).
+
+Full collections freeze what survives them, so a closed socket must not need the
+collector: it is freed by reference counting alone, frozen or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from lovewire import collector
+from tests.conftest import Server
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """No automatic collection during the test: what is freed is freed by refcounts."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class Node:
+    """An object that can be in a reference cycle and be watched with a weak reference."""
+
+    other: Node | None = None
+
+
+def test_a_full_collection_freezes_its_survivors() -> None:
+    collector.settle()
+    try:
+        node = Node()
+        gc.collect()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_count() == (0, 0, 0)
+        # Frozen, it is still freed as soon as it is dropped (no cycle).
+        watched = weakref.ref(node)
+        del node
+        assert watched() is None
+    finally:
+        collector.reset()
+    assert gc.get_freeze_count() == 0
+
+
+def test_thaw_frees_a_cycle_dropped_after_it_froze() -> None:
+    collector.settle()
+    try:
+        node = Node()
+        node.other = node
+        watched = weakref.ref(node)
+        gc.collect()  # it survives, and is frozen
+        del node
+        gc.collect()
+        assert watched() is not None  # what the thaw is for
+        collector.thaw()
+        assert watched() is None
+    finally:
+        collector.reset()
+
+
+async def test_closed_sockets_are_freed_without_the_collector(
+    server: Server, collector_off: None
+) -> None:
+    """Logged in or not, a closed socket's objects (its connection, session, websockets'
+    connection and asyncio's transport) are freed by reference counting alone."""
+    watched: list[weakref.ref[object]] = []
+    listener = server.app.ws
+    assert listener is not None
+    async with server.connect() as a, server.connect() as b:
+        await server.register(a)
+        assert (await b.request({"type": "ping_request"}))["success"]
+        conns = list(listener.connections)
+        assert len(conns) == 2
+        for conn in conns:
+            watched += [weakref.ref(x) for x in (conn, conn.session, conn.ws, conn.ws.transport)]
+        sockets = [conn.ws for conn in conns]
+        handlers = list(listener._handlers)  # the tasks serving the two sockets
+        del conns, conn
+    await asyncio.gather(*(ws.wait_closed() for ws in sockets))
+    await asyncio.gather(*handlers)
+    del sockets, handlers
+    alive = [type(ref()).__name__ for ref in watched if ref() is not None]
+    assert alive == []
