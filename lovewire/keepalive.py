@@ -2,8 +2,11 @@
 
 websockets' own keepalive runs a task per connection; at ten thousand idle sockets that
 is ten thousand tasks and timers (about 1.4 KiB each). Here one task walks the sockets
-every `interval` seconds: it pings each socket with no ping outstanding, and closes
+once every `interval` seconds: it pings each socket with no ping outstanding, and closes
 (1011) a socket whose ping has waited `timeout` seconds for its pong.
+
+A round is spread over the interval, a slice of sockets at a time: pinging 5,000 sockets
+at once, and reading their 5,000 pongs, held every other socket up for 0.2 s.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ __all__ = ["Keepalive"]
 
 log = logging.getLogger(__name__)
 
-#: Sockets pinged between two yields to the event loop: a round never holds it long.
-BATCH = 256
+#: Sockets pinged together; the slices of a round are spread over the interval.
+SLICE = 32
 
 
 class Keepalive:
@@ -60,39 +63,50 @@ class Keepalive:
         self._runner = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.interval)
+            started = loop.time()
             try:
-                await self.round()
+                await self.round(spread=self.interval)
             except Exception:
                 log.exception("keepalive round failed")
+            # A round spread over the whole interval is followed at once by the next one.
+            await asyncio.sleep(max(0.0, started + self.interval - loop.time()))
 
-    async def round(self) -> None:
-        """Ping every open socket that has no ping outstanding; close the silent ones."""
+    async def round(self, spread: float = 0.0) -> None:
+        """Ping every open socket that has no ping outstanding; close the silent ones.
+
+        `spread`: seconds over which to spread the slices of sockets.
+        """
         loop = asyncio.get_running_loop()
-        for n, ws in enumerate(list(self.sockets())):
-            if n and n % BATCH == 0:
-                await asyncio.sleep(0)
-            if ws.protocol.state is not State.OPEN:
-                continue
-            now = loop.time()
-            pending = self._pings.get(ws)
-            if pending is not None:
-                pong, sent = pending
-                if not _done(pong):
-                    if now - sent >= self.timeout:
-                        del self._pings[ws]
-                        self._spawn(ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
-                    continue
-            if ws.transport.get_write_buffer_size() > ws.write_limit_high:
-                # Its client reads slowly: ping once there is room, without waiting here.
-                self._pings[ws] = (loop.create_future(), now)
-                self._spawn(self._ping_later(ws, now))
-                continue
-            try:
-                self._pings[ws] = (await ws.ping(), now)  # the transport has room: no wait
-            except ConnectionClosed:
-                continue
+        sockets = list(self.sockets())
+        slices = -(-len(sockets) // SLICE)
+        for first in range(0, len(sockets), SLICE):
+            if first:
+                await asyncio.sleep(spread / slices)
+            for ws in sockets[first : first + SLICE]:
+                await self._visit(ws, loop.time())
+
+    async def _visit(self, ws: ServerConnection, now: float) -> None:
+        if ws.protocol.state is not State.OPEN:
+            return
+        pending = self._pings.get(ws)
+        if pending is not None:
+            pong, sent = pending
+            if not _done(pong):
+                if now - sent >= self.timeout:
+                    del self._pings[ws]
+                    self._spawn(ws.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
+                return
+        if ws.transport.get_write_buffer_size() > ws.write_limit_high:
+            # Its client reads slowly: ping once there is room, without waiting here.
+            self._pings[ws] = (asyncio.get_running_loop().create_future(), now)
+            self._spawn(self._ping_later(ws, now))
+            return
+        try:
+            self._pings[ws] = (await ws.ping(), now)  # the transport has room: no wait
+        except ConnectionClosed:
+            return
 
     async def _ping_later(self, ws: ServerConnection, sent: float) -> None:
         with contextlib.suppress(ConnectionClosed):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from itertools import pairwise
+from types import SimpleNamespace
 from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from lovewire.keepalive import SLICE, Keepalive
 from tests.conftest import Server
 
 
@@ -91,3 +95,33 @@ async def test_socket_answering_pings_stays_open(start_server: Any) -> None:
         assert json.loads(bytes(frame.data))["type"] == "ping_response"
     finally:
         client.close()
+
+
+class _Pinged:
+    """Stands for an open socket with room to write; notes when it was pinged."""
+
+    def __init__(self, log: list[float]) -> None:
+        self.log = log
+        self.protocol = SimpleNamespace(state=State.OPEN)
+        self.transport = SimpleNamespace(get_write_buffer_size=lambda: 0)
+        self.write_limit_high = 2**15
+
+    async def ping(self) -> asyncio.Future[float]:
+        loop = asyncio.get_running_loop()
+        self.log.append(loop.time())
+        return loop.create_future()
+
+
+async def test_a_round_spreads_its_pings_over_the_interval() -> None:
+    """Thousands of sockets pinged at once (and their pongs read at once) held every
+    other socket up: a round pings a slice at a time, spread over the interval."""
+    pinged: list[float] = []
+    sockets = [_Pinged(pinged) for _ in range(4 * SLICE)]
+    keepalive = Keepalive(lambda: sockets, interval=10, timeout=30)  # type: ignore[arg-type, return-value]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await keepalive.round(spread=0.2)
+    assert len(pinged) == 4 * SLICE
+    slices = [pinged[i : i + SLICE] for i in range(0, len(pinged), SLICE)]
+    assert all(later[0] - earlier[-1] >= 0.05 - 0.01 for earlier, later in pairwise(slices))
+    assert loop.time() - started < 0.2 + 0.5  # one spread, not a second one after it
