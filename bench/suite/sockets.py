@@ -17,11 +17,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from bench.common import BenchServer, call, register_many, start_server
 from bench.compare import upload
 from bench.suite.core import Agent, Result, Suite, client_cpu_note, cpu_pct_since
+from bench.thin import ThinSocket, connect_thin
 
 __all__ = ["idle", "notify", "reconnect"]
 
@@ -40,32 +41,34 @@ async def _command(conn: Connection) -> Any:
 async def hold(conn: Connection, url: str, tokens: list[str], count: int) -> dict[str, float]:
     """Agent: hold `count` logged-in sockets, tell when each got a `system_notify`.
 
-    Commands: ("report", msg, timeout) answers ("report", received, last arrival);
-    ("close",) ends it.
+    Commands: ("report", msg, timeout) answers ("report", received, last arrival, first);
+    ("close",) ends it. Thin sockets (`bench.thin`): reading a frame costs the generator
+    a few microseconds, so the server sets the pace.
     """
     sem = asyncio.Semaphore(100)  # a gentle opening: the listen backlog is not measured here
     arrivals: dict[str, list[float]] = {}
     complete: dict[str, asyncio.Event] = {}
-    sockets: list[ClientConnection] = []
+    sockets: list[ThinSocket] = []
+
+    def arrived(payload: bytes) -> None:
+        if b'"system_notify"' in payload:
+            got = time.monotonic()
+            msg = json.loads(payload)["msg"]
+            arrivals.setdefault(msg, []).append(got)
+            if len(arrivals[msg]) >= count:
+                complete.setdefault(msg, asyncio.Event()).set()
 
     async def open_one(i: int) -> None:
         async with sem:
-            ws = await connect(url, ping_interval=None, open_timeout=60)
-            reply = await call(ws, {"type": "auth_request", "token": tokens[i % len(tokens)]})
+            ws = await connect_thin(url)
+            ws.send_text(json.dumps({"type": "auth_request", "token": tokens[i % len(tokens)]}))
+            while (reply := json.loads(await ws.recv()))["type"].endswith("_notify"):
+                pass
             assert reply["success"], reply
+            ws.on_text = arrived
             sockets.append(ws)
 
-    async def read(ws: ClientConnection) -> None:
-        async for raw in ws:
-            if b'"system_notify"' in (raw if isinstance(raw, bytes) else raw.encode()):
-                got = time.monotonic()
-                msg = json.loads(raw)["msg"]
-                arrivals.setdefault(msg, []).append(got)
-                if len(arrivals[msg]) >= count:
-                    complete.setdefault(msg, asyncio.Event()).set()
-
     await asyncio.gather(*(open_one(i) for i in range(count)))
-    readers = [asyncio.create_task(read(ws)) for ws in sockets]
     conn.send(("ready", len(sockets)))
     wall0, cpu0 = time.monotonic(), time.process_time()
     while (cmd := await _command(conn))[0] == "report":
@@ -73,10 +76,8 @@ async def hold(conn: Connection, url: str, tokens: list[str], count: int) -> dic
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(complete.setdefault(msg, asyncio.Event()).wait(), within)
         mine = arrivals.get(msg, [])
-        conn.send(("report", len(mine), max(mine, default=0.0)))
+        conn.send(("report", len(mine), max(mine, default=0.0), min(mine, default=0.0)))
     cpu = cpu_pct_since(wall0, cpu0)
-    for task in readers:
-        task.cancel()
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     return {"cpu_pct": cpu}
 
@@ -139,7 +140,7 @@ async def notify(suite: Suite) -> Result:
     server = await start_server()
     try:
         agents, opened = await _holders(server, await _tokens(server), count)
-        times, missing = [], 0
+        times, firsts, missing = [], [], 0
         async with aiohttp.ClientSession() as http:
             for n in range(repeats):
                 await asyncio.sleep(0.2)
@@ -152,12 +153,16 @@ async def notify(suite: Suite) -> Result:
                 reports = [await agent.recv() for agent in agents]
                 missing += opened - sum(r[1] for r in reports)
                 times.append((max(r[2] for r in reports) - sent) * 1000)
+                firsts.append((min(r[3] for r in reports) - sent) * 1000)
         cpu = await _close(agents)
     finally:
         await server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
     median = statistics.median(times)
-    notes = [f"{opened:,} sockets, {repeats} broadcasts: max {max(times):.0f} ms"]
+    notes = [
+        f"{opened:,} sockets, {repeats} broadcasts: max {max(times):.0f} ms; "
+        f"first socket's at {statistics.median(firsts):.0f} ms"
+    ]
     if missing:
         notes.append(f"{missing} deliveries missing after 30 s")
     notes.append(client_cpu_note(cpu))
@@ -171,6 +176,7 @@ async def notify(suite: Suite) -> Result:
         {
             "sockets": opened,
             "all_delivered_ms": times,
+            "first_delivered_ms": firsts,
             "median_ms": median,
             "max_ms": max(times),
             "missing": missing,
@@ -191,19 +197,20 @@ async def replay(
 
     async def one(token: str, last_seq: int) -> float | str:
         try:
-            async with connect(url, ping_interval=None, open_timeout=60) as ws:
-                frame = {"type": "auth_request", "token": token, "last_seq": last_seq}
-                await ws.send(json.dumps(frame))
-                answered, pushes = False, 0
-                while not answered or pushes < owed:
-                    got = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                    if got["type"] == "auth_response":
-                        if not got["success"]:
-                            return f"auth failed: {got}"
-                        answered = True
-                    elif got["type"] == "picture_like_notify" and got["seq"] > last_seq:
-                        pushes += 1
-                return time.monotonic()
+            ws = await connect_thin(url)
+            ws.send_text(json.dumps({"type": "auth_request", "token": token, "last_seq": last_seq}))
+            answered, pushes = False, 0
+            while not answered or pushes < owed:
+                got = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if got["type"] == "auth_response":
+                    if not got["success"]:
+                        return f"auth failed: {got}"
+                    answered = True
+                elif got["type"] == "picture_like_notify" and got["seq"] > last_seq:
+                    pushes += 1
+            back = time.monotonic()
+            await ws.close()
+            return back
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
 
