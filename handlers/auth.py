@@ -64,7 +64,7 @@ async def verify_sms_code(ctx: Context, req: SmsValidationCode) -> SmsValidation
         raise CodeMismatch()
     if user is None:
         return SmsValidationResult(token=token, registered=False, ticket_expire_ts=now + TICKET_TTL)
-    last_seq, _ = await ctx.log_in(login)
+    last_seq = (await ctx.log_in(login)).last_seq
     return SmsValidationResult(
         token=token,
         registered=True,
@@ -81,18 +81,14 @@ async def authenticate(ctx: Context, req: AuthRequest) -> AuthResponse:
     if req.token is None:
         raise BadToken("token required")
     login = await ctx.check_token(req.token)
-    async with ctx.store.read() as tx:
-        user = await tx.users.get(login.user_id)
-    if user is None:
-        raise BadToken("user gone")
-    last_seq, recovered = await ctx.log_in(login, req.last_seq)
+    done = await ctx.log_in(login, req.last_seq)
     return AuthResponse(
-        user_id=user.id,
-        nickname=user.nickname,
+        user_id=done.user.id,
+        nickname=done.user.nickname,
         token_expire=app_time(ctx, login.expires_ts),
         token_expire_ts=login.expires_ts,
-        last_seq=last_seq,
-        recovered=recovered,
+        last_seq=done.last_seq,
+        recovered=done.recovered,
     )
 
 

@@ -67,7 +67,7 @@ async def register_user(ctx: Context, req: UserRegisterInfo) -> UserRegisterResu
             if not await tx.tokens.bind_ticket(record.id, user.id, now):
                 raise BadToken("registration ticket revoked or expired")
             token, login = await issue_session(ctx, tx, user.id)
-    last_seq, _ = await ctx.log_in(login)
+    last_seq = (await ctx.log_in(login)).last_seq
     return UserRegisterResult(
         user_id=user.id,
         token=token,

@@ -315,19 +315,8 @@ class Connection:
         plan, self.session.replay = self.session.replay, None
         if plan is None:
             return
-        pushes: list[StoredPush] = []
-        try:
-            async with self.services.store.read() as tx:
-                if plan.after is None:
-                    pushes = await tx.pushes.undelivered(plan.user_id, plan.upto, MAX_REPLAY)
-                else:
-                    start = max(plan.after, plan.upto - MAX_REPLAY)
-                    pushes = await tx.pushes.after(plan.user_id, start, plan.upto, MAX_REPLAY)
-        except Exception:
-            # The client recovers with last_seq; the live pushes held meanwhile still go.
-            log.exception("conn %s: could not read the pushes a login owes", self.id)
         zone = self.services.settings.zone
-        rendered = [(push, render_push(push, zone)) for push in pushes]
+        rendered = [(push, render_push(push, zone)) for push in plan.pushes]
         self._send_all(self.pushes.replayed(plan.user_id, rendered, plan.upto))
         self._read_gaps_soon()  # kept ahead of a gap, or a catch up asked meanwhile
 

@@ -20,7 +20,7 @@ from lovewire.config import Settings
 from lovewire.errors import BadToken
 from lovewire.hub import Hub
 from lovewire.imagepool import ImagePool
-from lovewire.login import MAX_REPLAY, LoginMachine
+from lovewire.login import MAX_REPLAY, LoggedIn, LoginMachine
 from lovewire.media import MediaStore
 from lovewire.metrics import Metrics
 from lovewire.pushes import push_body
@@ -257,8 +257,8 @@ class Context:
         """The login a session token stands for; BadToken if it is not valid now."""
         return await self._login.check_token(token)
 
-    async def log_in(self, login: Login, last_seq: int | None = None) -> tuple[int, bool]:
-        """Log the caller in and plan its replay; return (S, recovered) of section 5."""
+    async def log_in(self, login: Login, last_seq: int | None = None) -> LoggedIn:
+        """Log the caller in and plan its replay: the user, S and `recovered` of section 5."""
         return await self._login.log_in(login, last_seq)
 
     def replace_login(self, old: Login, new: Login) -> None:

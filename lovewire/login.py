@@ -6,17 +6,29 @@ facade's named operations, the dispatcher directly when it authenticates a reque
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lovewire.clock import Clock
 from lovewire.errors import BadToken
 from lovewire.hub import Hub
 from lovewire.security import hash_token
 from lovewire.session import Login, Replay, Session
-from lovewire.storage.base import Store
+from lovewire.storage.base import Store, Unit
+from lovewire.storage.records import StoredPush, User
 
-__all__ = ["MAX_REPLAY", "LoginMachine"]
+__all__ = ["MAX_REPLAY", "LoggedIn", "LoginMachine"]
 
 #: The most pushes one replay sends (section 5).
 MAX_REPLAY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    """What a login found: the user, S of section 5, and whether the replay is complete."""
+
+    user: User
+    last_seq: int
+    recovered: bool
 
 
 class LoginMachine:
@@ -85,28 +97,51 @@ class LoginMachine:
             self.session.log_out()
             raise BadToken("token revoked meanwhile")
 
-    async def log_in(self, login: Login, last_seq: int | None = None) -> tuple[int, bool]:
-        """Log the session in and plan the replay; return (S, recovered) of section 5.
+    async def log_in(self, login: Login, last_seq: int | None = None) -> LoggedIn:
+        """Log the session in and plan the replay (section 5).
 
         The token is read again after the socket joined the hub: a revocation committed
         before that read is seen, one committed after it finds the socket in the hub (its
         hub.end_sessions follows its commit). Either way a revoked token never stays
         logged in. BadToken (and logged out) if it is no longer live.
+
+        One read unit: the user (S is its push seq), the token, and the pushes the socket
+        is owed, all from one snapshot.
         """
         self.session.log_in(login)
         await self.hub.joined(self.session)
+        upto, recovered = 0, False
+        owed: list[StoredPush] = []
         async with self.store.read() as tx:
-            upto = await tx.pushes.current_seq(login.user_id)
-            oldest = await tx.pushes.oldest_seq(login.user_id)
+            user = await tx.users.get(login.user_id)
             live = await tx.tokens.live_session(login.token_hash, self.now())
+            if user is not None and live is not None:
+                upto = user.push_seq  # S
+                owed, recovered = await self._owed(tx, user.id, last_seq, upto)
         self._require(login, live is not None)
-        recovered = True
-        if last_seq is not None:
-            if last_seq > upto:
-                recovered = False
-            elif last_seq < upto:
-                first_needed = last_seq + 1
-                if oldest is None or oldest > first_needed or upto - last_seq > MAX_REPLAY:
-                    recovered = False
-        self.session.replay = Replay(login.user_id, last_seq, upto)
-        return upto, recovered
+        if user is None:
+            self.session.log_out()
+            raise BadToken("user gone")
+        self.session.replay = Replay(login.user_id, last_seq, upto, tuple(owed))
+        return LoggedIn(user, upto, recovered)
+
+    async def _owed(
+        self, tx: Unit, user_id: int, last_seq: int | None, upto: int
+    ) -> tuple[list[StoredPush], bool]:
+        """The pushes a login owes its socket (none to a session without one), and
+        whether those are all it missed (`recovered`)."""
+        socket = self.session.watcher is not None
+        if last_seq is None:
+            # The app's own login: what was never written to any socket of the user.
+            owed = await tx.pushes.undelivered(user_id, upto, MAX_REPLAY) if socket else []
+            return owed, True
+        if last_seq >= upto:
+            return [], last_seq == upto
+        first_needed, whole = last_seq + 1, upto - last_seq <= MAX_REPLAY
+        if not socket:
+            oldest = await tx.pushes.oldest_seq(user_id)
+            return [], whole and oldest is not None and oldest <= first_needed
+        start = max(last_seq, upto - MAX_REPLAY)
+        owed = await tx.pushes.after(user_id, start, upto, MAX_REPLAY)
+        # Pushes are pruned oldest first: the first one needed is there, or some are gone.
+        return owed, whole and bool(owed) and owed[0].seq == first_needed

@@ -25,7 +25,8 @@ class Login:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """Pushes to send after the response that logged a socket in.
+    """Pushes to send after the response that logged a socket in: `pushes`, read by the
+    login, are the stored ones up to `upto`; live ones after it follow.
 
     `after` None means the pushes never written to any socket of the user.
     """
@@ -33,6 +34,7 @@ class Replay:
     user_id: int
     after: int | None
     upto: int
+    pushes: tuple[StoredPush, ...] = ()
 
 
 class TokenBucket:

@@ -164,10 +164,12 @@ async def test_login_machine_checks_tokens_and_plans_replays(server: Server) -> 
         await machine.check_token("not-a-token")
     login = await machine.check_token(reg["token"])
     assert login.user_id == user_id
-    assert await machine.log_in(login, 1) == (3, True)
+    done = await machine.log_in(login, 1)
+    assert (done.user.id, done.last_seq, done.recovered) == (user_id, 3, True)
     assert session.login is login and session.replay == Replay(user_id, 1, 3)
     assert await machine.check_token(reg["token"]) is login  # the session's own, unread
-    assert await machine.log_in(login, 4) == (3, False)  # a seq the server never gave
+    done = await machine.log_in(login, 4)  # a seq the server never gave
+    assert (done.last_seq, done.recovered) == (3, False)
     machine.log_out()
     assert session.login is None and session.replay is None
     with pytest.raises(BadToken):  # the session ended while a refresh's unit ran
