@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from time import perf_counter
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -101,6 +102,9 @@ class Dispatcher:
         self.services = services
         self.registry = registry
         self._requests = registry.request_adapter()
+        self._rules_now = Rules()
+        #: The server's day `_rules_now` holds, as a span of the server's clock.
+        self._rules_from = self._rules_until = 0.0
 
     async def serve(
         self, raw: str | bytes, channel: Channel, *, force_type: str | None = None
@@ -201,8 +205,11 @@ class Dispatcher:
             await self._authenticate(route, request, ctx, session)
             if wait:
                 raise TooFrequent(wait, "too many requests on this connection or address")
-            with self.services.metrics.handling(route.type):
+            started = perf_counter()
+            try:
                 response = await route.handler(ctx, request)
+            finally:
+                self.services.metrics.handled(route.type, perf_counter() - started)
         except LovewireError as exc:
             if route.silent:
                 return None
@@ -217,10 +224,17 @@ class Dispatcher:
         return _with_id(_render(response), request.id)
 
     def _rules(self) -> Rules:
-        """The server's rules a request's fields are checked against while validated."""
-        settings = self.services.settings
-        today = datetime.fromtimestamp(self.services.clock.now(), settings.zone).date()
-        return Rules(settings.sms_international, settings.min_age, today)
+        """The server's rules a request's fields are checked against while validated
+        (made again when the server's date changes)."""
+        now = self.services.clock.now()
+        if not self._rules_from <= now < self._rules_until:
+            settings = self.services.settings
+            today = datetime.fromtimestamp(now, settings.zone).date()
+            self._rules_now = Rules(settings.sms_international, settings.min_age, today)
+            self._rules_from = datetime.combine(today, time(), settings.zone).timestamp()
+            tomorrow = datetime.combine(today + timedelta(days=1), time(), settings.zone)
+            self._rules_until = tomorrow.timestamp()
+        return self._rules_now
 
     async def _authenticate(
         self, route: Route, request: Request, ctx: Context, session: Session

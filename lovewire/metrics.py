@@ -14,9 +14,6 @@ directory before it starts the workers (`prepare_multiprocess_dir`) and calls
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client import (
@@ -129,14 +126,9 @@ class Metrics:
         """Count a request routed to its handler."""
         self._of_type(type_)[0].inc()
 
-    @contextmanager
-    def handling(self, type_: str) -> Iterator[None]:
-        """Time a handler answering a request of `type_` (error or not)."""
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._of_type(type_)[1].observe(time.perf_counter() - started)
+    def handled(self, type_: str, seconds: float) -> None:
+        """A handler answered a request of `type_` (error or not) in `seconds`."""
+        self._of_type(type_)[1].observe(seconds)
 
     def _of_type(self, type_: str) -> tuple[Counter, Histogram]:
         """The request counter and histogram of one type (a lookup by label is slow)."""

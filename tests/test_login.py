@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -272,3 +274,22 @@ async def test_register_with_session_token_updates_fields(server: Server) -> Non
     async with server.connect() as c:
         auth = await c.request({"type": "auth_request", "token": reg["token"]})
         assert auth["nickname"] == "newname"
+
+
+async def test_the_age_rule_follows_the_servers_date(server: Server) -> None:
+    """Turning 18 at midnight: refused at 23:58 on the server's clock, welcome at 00:01."""
+    zone = ZoneInfo("Asia/Shanghai")
+    now = datetime.fromtimestamp(server.clock.now(), zone)
+    tomorrow = (now + timedelta(days=1)).date()
+    if (tomorrow.month, tomorrow.day) == (2, 29):  # no such birthday 18 years before
+        tomorrow += timedelta(days=1)
+    server.clock.advance(
+        datetime.combine(tomorrow, time(), zone).timestamp() - 120 - now.timestamp()
+    )
+    birthday = f"{tomorrow.year - 18}-{tomorrow.month}-{tomorrow.day}"
+    fields = {"type": "user_register_info", "nickname": "z", "sex": 1, "birthday": birthday}
+    async with server.connect() as c:
+        ticket = (await server.login_code(c, server.new_tel()))["token"]
+        assert_error(await c.request({**fields, "token": ticket}), "user_register_result", 2)
+        server.clock.advance(180)
+        assert (await c.request({**fields, "token": ticket}))["success"]
