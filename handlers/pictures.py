@@ -256,33 +256,29 @@ async def like_picture(ctx: Context, req: PictureLikeRequest) -> PictureLikeResp
     """Like a picture once; tell its owner, once per liker."""
     user_id = ctx.user_id
     async with ctx.unit() as tx:
-        picture = await _picture(tx, req.picture_id)
-        await tx.pictures.like(picture.id, user_id, ctx.now())
-        count = await tx.pictures.like_count(picture.id)
-        if picture.owner_id != user_id and await tx.pictures.mark_like_notified(
-            picture.id, user_id
-        ):
-            liker = await tx.users.get(user_id)
-            assert liker is not None
+        liked = await tx.pictures.like(req.picture_id, user_id, ctx.now())
+        if liked is None:
+            raise PictureNotFound()
+        count = str(liked.count)
+        if liked.tell_owner:
             notify = PictureLikeNotify(
-                picture_id=picture.id,
+                picture_id=req.picture_id,
                 user_id=user_id,
-                nickname=liker.nickname,
-                picture_like_num=str(count),
+                nickname=liked.liker_nickname,
+                picture_like_num=count,
             )
-            await ctx.push(tx, picture.owner_id, notify)
-    return PictureLikeResponse(picture_like_num=str(count))
+            await ctx.push(tx, liked.owner_id, notify)
+    return PictureLikeResponse(picture_like_num=count)
 
 
 @table.handles(PictureUnlikeRequest)
 async def unlike_picture(ctx: Context, req: PictureUnlikeRequest) -> PictureUnlikeResponse:
     """Take a like back; unliking what was never liked changes nothing."""
-    user_id = ctx.user_id
     async with ctx.unit() as tx:
-        await _picture(tx, req.picture_id)
-        await tx.pictures.unlike(req.picture_id, user_id)
-        count = await tx.pictures.like_count(req.picture_id)
-    return PictureUnlikeResponse(picture_like_num=str(count))
+        unliked = await tx.pictures.unlike(req.picture_id, ctx.user_id)
+        if unliked is None:
+            raise PictureNotFound()
+    return PictureUnlikeResponse(picture_like_num=str(unliked.count))
 
 
 @table.handles(PictureCommentRequest)

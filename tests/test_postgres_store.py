@@ -133,12 +133,53 @@ async def test_one_like_when_two_stores_like_at_once(stores: tuple[PgStore, PgSt
 
     async def like(n: int) -> bool:
         async with pick(stores, n).unit() as tx:
-            new = await tx.pictures.like(picture.id, fan.id, 200)
-            return new and await tx.pictures.mark_like_notified(picture.id, fan.id)
+            liked = await tx.pictures.like(picture.id, fan.id, 200)
+            assert liked is not None and liked.count == 1
+            return liked.added and liked.tell_owner
 
     assert (await race(*(like(n) for n in range(RACERS)))).count(True) == 1
     async with stores[1].read() as tx:
         assert await tx.pictures.like_count(picture.id) == 1
+
+
+async def test_likes_and_unlikes_of_both_stores_answer_true_counts(
+    stores: tuple[PgStore, PgStore],
+) -> None:
+    """Fans on both stores like one picture at once and push its owner: the counts
+    answered are 1..n, and the owner's push with seq k says k. Then half of them unlike
+    while the others like a second time (changing nothing): the unlikes answer n-1..n/2
+    and the second likes a count between, never a stale one."""
+    owner = await new_user(stores[0], "13800000001")
+    fans = [await new_user(stores[n % 2], f"138000001{n:02d}") for n in range(RACERS)]
+    async with stores[0].unit() as tx:
+        picture = await tx.pictures.create(owner.id, "p.jpg", "", None, 100)
+
+    async def like(n: int) -> int:
+        async with pick(stores, n).unit() as tx:
+            liked = await tx.pictures.like(picture.id, fans[n].id, 200)
+            assert liked is not None
+            if liked.tell_owner:
+                await tx.push(liked.owner_id, f'{{"n":{liked.count}}}', 200)
+            return liked.count
+
+    assert sorted(await race(*(like(n) for n in range(RACERS)))) == list(range(1, RACERS + 1))
+    async with stores[1].read() as tx:
+        pushes = await tx.pushes.after(owner.id, 0, 100, 100)
+    assert [(p.seq, p.body) for p in pushes] == [(n, f'{{"n":{n}}}') for n in range(1, RACERS + 1)]
+
+    async def unlike(n: int) -> int:
+        async with pick(stores, n).unit() as tx:
+            unliked = await tx.pictures.unlike(picture.id, fans[n].id)
+            assert unliked is not None and unliked.removed
+            return unliked.count
+
+    half = RACERS // 2
+    counts = await race(*(unlike(n) for n in range(half)), *(like(n) for n in range(half, RACERS)))
+    assert sorted(counts[:half]) == list(range(half, RACERS))
+    assert all(half <= count <= RACERS for count in counts[half:])
+    async with stores[0].read() as tx:
+        assert await tx.pictures.like_count(picture.id) == half
+        assert await tx.pushes.current_seq(owner.id) == RACERS
 
 
 async def test_sms_caps_count_every_send_of_both_stores(stores: tuple[PgStore, PgStore]) -> None:

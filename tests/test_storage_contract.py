@@ -111,6 +111,8 @@ WRITES = {
     "pushes.mark_delivered": lambda tx: tx.pushes.mark_delivered([(1, 1)]),
     "crushes.add": lambda tx: tx.crushes.add(1, "13800000002", "hi", 1, 0),
     "pictures.create": lambda tx: tx.pictures.create(1, "a.jpg", "", None, 1),
+    "pictures.like": lambda tx: tx.pictures.like(1, 1, 1),
+    "pictures.unlike": lambda tx: tx.pictures.unlike(1, 1),
 }
 
 
@@ -188,15 +190,16 @@ def test_profile_changes_are_typed() -> None:
 
 async def test_one_like_per_user_and_picture_under_concurrent_units(store: Store) -> None:
     owner = await new_user(store, "13800000001")
-    fan = await new_user(store, "13800000002")
+    fan = await new_user(store, "13800000002", "fan")
     async with store.unit() as tx:
         picture = await tx.pictures.create(owner.id, "p.jpg", "", None, 100)
 
     async def like() -> tuple[bool, bool]:
         async with store.unit() as tx:
-            new = await tx.pictures.like(picture.id, fan.id, 200)
-            told = await tx.pictures.mark_like_notified(picture.id, fan.id) if new else False
-            return new, told
+            liked = await tx.pictures.like(picture.id, fan.id, 200)
+            assert liked is not None
+            assert (liked.count, liked.owner_id, liked.liker_nickname) == (1, owner.id, "fan")
+            return liked.added, liked.tell_owner
 
     results = await race(*(like() for _ in range(RACERS)))
     assert results.count((True, True)) == 1
@@ -206,13 +209,64 @@ async def test_one_like_per_user_and_picture_under_concurrent_units(store: Store
 
     async def unlike() -> bool:
         async with store.unit() as tx:
-            return await tx.pictures.unlike(picture.id, fan.id)
+            unliked = await tx.pictures.unlike(picture.id, fan.id)
+            assert unliked is not None and unliked.count == 0
+            return unliked.removed
 
     assert sorted(await race(*(unlike() for _ in range(RACERS)))) == [False] * (RACERS - 1) + [True]
     async with store.unit() as tx:
         assert await tx.pictures.like_count(picture.id) == 0
-        assert await tx.pictures.like(picture.id, fan.id, 300)
-        assert not await tx.pictures.mark_like_notified(picture.id, fan.id)
+        again = await tx.pictures.like(picture.id, fan.id, 300)
+    # Liked again: counted again, but the owner was told already.
+    assert again is not None and (again.added, again.count, again.tell_owner) == (True, 1, False)
+
+
+async def test_like_of_a_missing_picture_or_ones_own_tells_nobody(store: Store) -> None:
+    """No such picture: None, nothing written. The owner's own like counts but is not told."""
+    owner = await new_user(store, "13800000001", "me")
+    async with store.unit() as tx:
+        picture = await tx.pictures.create(owner.id, "p.jpg", "", None, 100)
+        assert await tx.pictures.like(picture.id + 1, owner.id, 200) is None
+        assert await tx.pictures.unlike(picture.id + 1, owner.id) is None
+        own = await tx.pictures.like(picture.id, owner.id, 200)
+        never = await tx.pictures.unlike(picture.id, owner.id + 1)
+    assert own is not None and (own.added, own.count, own.tell_owner) == (True, 1, False)
+    assert own.owner_id == owner.id and own.liker_nickname == "me"
+    assert never is not None and (never.removed, never.count) == (False, 1)
+
+
+async def test_concurrent_likes_answer_true_counts_and_push_gapless(store: Store) -> None:
+    """Many fans like one picture at once, each pushing the owner as the handler does:
+    the counts answered are 1..n, each once, and the owner's push with seq k carries
+    count k (the picture's likes and the owner's seq are taken in one order). Then they
+    all unlike at once: n-1..0."""
+    owner = await new_user(store, "13800000001")
+    fans = [await new_user(store, f"138000001{i:02d}") for i in range(RACERS)]
+    async with store.unit() as tx:
+        picture = await tx.pictures.create(owner.id, "p.jpg", "", None, 100)
+
+    async def like(fan: User) -> int:
+        async with store.unit() as tx:
+            liked = await tx.pictures.like(picture.id, fan.id, 200)
+            assert liked is not None and liked.tell_owner
+            await tx.push(liked.owner_id, f'{{"n":{liked.count}}}', 200)
+            return liked.count
+
+    assert sorted(await race(*(like(fan) for fan in fans))) == list(range(1, RACERS + 1))
+    async with store.read() as tx:
+        pushes = await tx.pushes.after(owner.id, 0, RACERS, 100)
+        assert await tx.pictures.like_count(picture.id) == RACERS
+    assert [(p.seq, p.body) for p in pushes] == [(n, f'{{"n":{n}}}') for n in range(1, RACERS + 1)]
+
+    async def unlike(fan: User) -> int:
+        async with store.unit() as tx:
+            unliked = await tx.pictures.unlike(picture.id, fan.id)
+            assert unliked is not None and unliked.removed
+            return unliked.count
+
+    assert sorted(await race(*(unlike(fan) for fan in fans))) == list(range(RACERS))
+    async with store.read() as tx:
+        assert await tx.pictures.like_count(picture.id) == 0
 
 
 async def test_one_match_per_pair_of_crushes_under_concurrent_units(store: Store) -> None:

@@ -21,12 +21,14 @@ from lovewire.storage.records import (
     Conversation,
     Crush,
     FeedPost,
+    Liked,
     Picture,
     PictureComment,
     ProfileChanges,
     StoredPush,
     TelChange,
     Token,
+    Unliked,
     User,
 )
 
@@ -357,19 +359,25 @@ class PictureRepo(ABC):
         by comment then oldest first; one query."""
 
     @abstractmethod
-    async def like(self, picture_id: int, user_id: int, now: int) -> bool:
-        """Like once; True if this like is new."""
+    async def like(self, picture_id: int, user_id: int, now: int) -> Liked | None:
+        """Like once and mark the owner told of this liker; None: no such picture.
+
+        The owner is to be told (`tell_owner`) at most once per liker and picture, and
+        never of their own like. Likes and unlikes of one picture take turns (PostgreSQL:
+        the picture's row is locked until the unit ends), so `count` is the true count
+        right after this like, never a stale repeat, whatever the other units of any
+        process do meanwhile. One trip to the database where the backend has trips.
+        """
 
     @abstractmethod
-    async def unlike(self, picture_id: int, user_id: int) -> bool:
-        """True if there was a like to remove."""
+    async def unlike(self, picture_id: int, user_id: int) -> Unliked | None:
+        """Take the user's like back if there is one; None: no such picture.
+
+        Takes turns with the picture's other likes and unlikes, like `like`.
+        """
 
     @abstractmethod
     async def like_count(self, picture_id: int) -> int: ...
-
-    @abstractmethod
-    async def mark_like_notified(self, picture_id: int, user_id: int) -> bool:
-        """Remember that the owner was told of this user's like; False if already told."""
 
     @abstractmethod
     async def add_comment(

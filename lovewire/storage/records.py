@@ -14,12 +14,14 @@ __all__ = [
     "Conversation",
     "Crush",
     "FeedPost",
+    "Liked",
     "Picture",
     "PictureComment",
     "ProfileChanges",
     "StoredPush",
     "TelChange",
     "Token",
+    "Unliked",
     "User",
     "from_row",
 ]
@@ -173,6 +175,25 @@ class FeedPost:
     like_count: int
     comment_count: int  # top-level comments
     liked_by_me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Liked:
+    """What a like did, as one repository call found it."""
+
+    added: bool  # this like is new (a user's like counts once)
+    count: int  # the picture's likes right after this one
+    owner_id: int
+    tell_owner: bool  # the owner is to be pushed this like: first time told, not their own
+    liker_nickname: str  # for the push
+
+
+@dataclass(frozen=True, slots=True)
+class Unliked:
+    """What an unlike did."""
+
+    removed: bool  # there was a like to take back
+    count: int  # the picture's likes right after this
 
 
 @dataclass(frozen=True, slots=True)

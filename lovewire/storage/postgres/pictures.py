@@ -2,9 +2,10 @@
 
 One like per user and picture: the primary key, and `INSERT ... ON CONFLICT DO NOTHING`
 whose row count tells whether this like is new (a second insert waits for the first to
-commit, then does nothing). Per-user budgets (`actions_since`, `record_action`) are
-counted under a lock named by the user and the kind, so parallel requests in any
-processes cannot pass a budget together.
+commit, then does nothing). A like or an unlike is one call of a server-side function
+(migration 0007), which locks the picture's row first, so likes of one picture take turns.
+Per-user budgets (`actions_since`, `record_action`) are counted under a lock named by the
+user and the kind, so parallel requests in any processes cannot pass a budget together.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from collections.abc import Sequence
 
 from lovewire.storage.base import PictureRepo
 from lovewire.storage.postgres.repo import PgRepo
-from lovewire.storage.records import FeedPost, Picture, PictureComment, from_row
+from lovewire.storage.records import (
+    FeedPost,
+    Liked,
+    Picture,
+    PictureComment,
+    Unliked,
+    from_row,
+)
 
 __all__ = ["PgPictures"]
 
@@ -115,40 +123,27 @@ class PgPictures(PgRepo, PictureRepo):
         )
         return [from_row(PictureComment, row) for row in rows]
 
-    async def like(self, picture_id: int, user_id: int, now: int) -> bool:
-        # Likes and unlikes of one picture take turns, so the count each answers with is
-        # the true one after it (as with SQLite's single writer), never a stale repeat.
-        await self._lock("likes", picture_id)
-        added = await self._exec(
-            "INSERT INTO picture_likes (picture_id, user_id, created_ts) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING",
-            picture_id,
-            user_id,
-            now,
+    async def like(self, picture_id: int, user_id: int, now: int) -> Liked | None:
+        row = await self._one("SELECT * FROM lovewire_like($1, $2, $3)", picture_id, user_id, now)
+        if row is None or not row["picture_found"]:
+            return None
+        return Liked(
+            added=row["added"],
+            count=row["likes"],
+            owner_id=row["owner_user"],
+            tell_owner=row["tell"],
+            liker_nickname=row["liker_nickname"] or "",
         )
-        return added > 0
 
-    async def unlike(self, picture_id: int, user_id: int) -> bool:
-        await self._lock("likes", picture_id)
-        removed = await self._exec(
-            "DELETE FROM picture_likes WHERE picture_id = $1 AND user_id = $2",
-            picture_id,
-            user_id,
-        )
-        return removed > 0
+    async def unlike(self, picture_id: int, user_id: int) -> Unliked | None:
+        row = await self._one("SELECT * FROM lovewire_unlike($1, $2)", picture_id, user_id)
+        if row is None or not row["picture_found"]:
+            return None
+        return Unliked(removed=row["removed"], count=row["likes"])
 
     async def like_count(self, picture_id: int) -> int:
         row = await self._one("SELECT like_count AS n FROM pictures WHERE id = $1", picture_id)
         return int(row["n"]) if row else 0
-
-    async def mark_like_notified(self, picture_id: int, user_id: int) -> bool:
-        added = await self._exec(
-            "INSERT INTO picture_like_notices (picture_id, user_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            picture_id,
-            user_id,
-        )
-        return added > 0
 
     async def add_comment(
         self,

@@ -2,7 +2,8 @@
 
 The seq counter is the user's row: `UPDATE ... RETURNING push_seq` locks it until the unit
 ends, so a second writer to the same user (in any process) waits, then reads the first
-one's committed value, and a unit rolled back gives its seq back: gapless per user.
+one's committed value, and a unit rolled back gives its seq back: gapless per user. The
+UPDATE and the push's INSERT are one statement (a CTE): one round trip a push.
 """
 
 from __future__ import annotations
@@ -20,44 +21,44 @@ __all__ = ["PgPushes"]
 class PgPushes(PgRepo, PushRepo):
     async def append(self, user_id: int, body: str, now: int) -> StoredPush:
         row = await self._one(
-            "UPDATE users SET push_seq = push_seq + 1 WHERE id = $1 RETURNING push_seq", user_id
-        )
-        if row is None:
-            raise UnknownUser(f"no user {user_id}")
-        seq = int(row["push_seq"])
-        await self._exec(
-            "INSERT INTO pushes (user_id, seq, body, created_ts) VALUES ($1, $2, $3, $4)",
+            "WITH counter AS ("
+            " UPDATE users SET push_seq = push_seq + 1 WHERE id = $1 RETURNING push_seq)"
+            " INSERT INTO pushes (user_id, seq, body, created_ts)"
+            " SELECT $1, push_seq, $2, $3 FROM counter RETURNING seq",
             user_id,
-            seq,
             body,
             now,
         )
-        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+        if row is None:
+            raise UnknownUser(f"no user {user_id}")
+        return StoredPush(user_id=user_id, seq=int(row["seq"]), body=body, created_ts=now)
 
     async def append_if(
         self, user_id: int | None, body: str, now: int, *, stand_in: int
     ) -> StoredPush | None:
-        step, owner = (1, user_id) if user_id is not None else (0, stand_in)
+        real = user_id is not None
+        # Without a push, the row of `stand_in` is rewritten unchanged and the placeholder
+        # (user 0, seq 0) is replaced: the same tables and indexes are written as for a
+        # new push, by the same one statement, and no user ever reads the placeholder.
         row = await self._one(
-            "UPDATE users SET push_seq = push_seq + $1 WHERE id = $2 RETURNING push_seq",
-            step,
-            owner,
-        )
-        seq = int(row["push_seq"]) if row is not None and user_id is not None else None
-        # Without a push, the placeholder (user 0, seq 0) is replaced: the same table and
-        # index are written as for a new push, and no user ever reads it.
-        target = (0, 0) if seq is None else (user_id, seq)
-        await self._exec(
-            "INSERT INTO pushes (user_id, seq, body, created_ts) VALUES ($1, $2, $3, $4)"
+            "WITH counter AS ("
+            " UPDATE users SET push_seq = push_seq + $1::boolean::int WHERE id = $2"
+            " RETURNING push_seq)"
+            " INSERT INTO pushes (user_id, seq, body, created_ts)"
+            " SELECT CASE WHEN $1::boolean AND c.push_seq IS NOT NULL THEN $2 ELSE 0 END,"
+            "  CASE WHEN $1::boolean AND c.push_seq IS NOT NULL THEN c.push_seq ELSE 0 END, $3, $4"
+            " FROM (VALUES (1)) AS one LEFT JOIN counter c ON TRUE"
             " ON CONFLICT (user_id, seq) DO UPDATE SET body = excluded.body,"
-            " created_ts = excluded.created_ts, delivered = FALSE",
-            *target,
+            " created_ts = excluded.created_ts, delivered = FALSE"
+            " RETURNING user_id, seq",
+            real,
+            user_id if user_id is not None else stand_in,
             body,
             now,
         )
-        if user_id is None or seq is None:
+        if user_id is None or row is None or row["user_id"] == 0:
             return None
-        return StoredPush(user_id=user_id, seq=seq, body=body, created_ts=now)
+        return StoredPush(user_id=user_id, seq=int(row["seq"]), body=body, created_ts=now)
 
     async def current_seq(self, user_id: int) -> int:
         row = await self._one("SELECT push_seq FROM users WHERE id = $1", user_id)

@@ -70,7 +70,11 @@ class PgStore(Store):
     async def open(self) -> None:
         try:
             pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.pool_size, timeout=CONNECT_TIMEOUT
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=CONNECT_TIMEOUT,
+                reset=_keep_session,
             )
         except (*DRIVER_ERRORS, ValueError) as exc:
             raise unreachable(exc) from exc
@@ -198,6 +202,17 @@ class PgStore(Store):
             log.exception("database health check failed")
             return False
         return True
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Reset nothing more when a connection goes back to the pool.
+
+    asyncpg has rolled back a transaction left open by then; its default reset query
+    (UNLISTEN, RESET ALL, unlock every advisory lock, close cursors) is one more round
+    trip for every unit, and undoes what no unit does: units use only transaction-level
+    locks and no session settings, listeners or cursors (the migration lock is released
+    by its own `finally`).
+    """
 
 
 async def _rollback(tx: asyncpg.transaction.Transaction) -> None:

@@ -6,7 +6,16 @@ import json
 from collections.abc import Sequence
 
 from lovewire.storage.base import PictureRepo
-from lovewire.storage.records import FeedPost, Picture, PictureComment, from_row
+from lovewire.storage.errors import ReadOnlyUnit
+from lovewire.storage.records import (
+    FeedPost,
+    Liked,
+    Picture,
+    PictureComment,
+    Unliked,
+    from_row,
+)
+from lovewire.storage.sqlite.inline import InlineConnection
 from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqlitePictures"]
@@ -103,30 +112,70 @@ class SqlitePictures(SqliteRepo, PictureRepo):
         )
         return [from_row(PictureComment, row) for row in rows]
 
-    async def like(self, picture_id: int, user_id: int, now: int) -> bool:
-        cur = await self._exec(
-            "INSERT OR IGNORE INTO picture_likes (picture_id, user_id, created_ts)"
-            " VALUES (?, ?, ?)",
-            (picture_id, user_id, now),
+    async def like(self, picture_id: int, user_id: int, now: int) -> Liked | None:
+        self._writer_only("like")
+        # The writer is the only one: what this read finds holds until the unit ends, so
+        # it decides which of the two writes are needed and what the count becomes.
+        row = await self._one(
+            "SELECT p.owner_id, p.like_count,"
+            " EXISTS (SELECT 1 FROM picture_likes l"
+            "   WHERE l.picture_id = p.id AND l.user_id = ?2) AS liked,"
+            " EXISTS (SELECT 1 FROM picture_like_notices n"
+            "   WHERE n.picture_id = p.id AND n.user_id = ?2) AS told,"
+            " (SELECT u.nickname FROM users u WHERE u.id = ?2) AS nickname"
+            " FROM pictures p WHERE p.id = ?1",
+            (picture_id, user_id),
         )
-        return cur.rowcount > 0
+        if row is None:
+            return None
+        owner_id, count, liked, told, nickname = row
+        if not liked:
+            await self._exec(
+                "INSERT INTO picture_likes (picture_id, user_id, created_ts) VALUES (?, ?, ?)",
+                (picture_id, user_id, now),
+            )
+            count += 1
+        tell = owner_id != user_id and not told
+        if tell:
+            await self._exec(
+                "INSERT INTO picture_like_notices (picture_id, user_id) VALUES (?, ?)",
+                (picture_id, user_id),
+            )
+        return Liked(
+            added=not liked,
+            count=count,
+            owner_id=owner_id,
+            tell_owner=tell,
+            liker_nickname=nickname or "",
+        )
 
-    async def unlike(self, picture_id: int, user_id: int) -> bool:
-        cur = await self._exec(
-            "DELETE FROM picture_likes WHERE picture_id = ? AND user_id = ?", (picture_id, user_id)
+    async def unlike(self, picture_id: int, user_id: int) -> Unliked | None:
+        self._writer_only("unlike")
+        row = await self._one(
+            "SELECT p.like_count, EXISTS (SELECT 1 FROM picture_likes l"
+            "   WHERE l.picture_id = p.id AND l.user_id = ?2) AS liked"
+            " FROM pictures p WHERE p.id = ?1",
+            (picture_id, user_id),
         )
-        return cur.rowcount > 0
+        if row is None:
+            return None
+        count, liked = row
+        if liked:
+            await self._exec(
+                "DELETE FROM picture_likes WHERE picture_id = ? AND user_id = ?",
+                (picture_id, user_id),
+            )
+            count -= 1
+        return Unliked(removed=bool(liked), count=count)
+
+    def _writer_only(self, what: str) -> None:
+        """Refuse a read unit loudly even when the write would have changed nothing."""
+        if not isinstance(self.db, InlineConnection):
+            raise ReadOnlyUnit(f"a read unit cannot {what}")
 
     async def like_count(self, picture_id: int) -> int:
         row = await self._one("SELECT like_count AS n FROM pictures WHERE id = ?", (picture_id,))
         return int(row["n"]) if row else 0
-
-    async def mark_like_notified(self, picture_id: int, user_id: int) -> bool:
-        cur = await self._exec(
-            "INSERT OR IGNORE INTO picture_like_notices (picture_id, user_id) VALUES (?, ?)",
-            (picture_id, user_id),
-        )
-        return cur.rowcount > 0
 
     async def add_comment(
         self,
