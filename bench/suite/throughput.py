@@ -155,7 +155,8 @@ def reachable(port: int) -> bool:
 
 
 async def workers(suite: Suite) -> Result:
-    """The like load on `--workers 2` (PostgreSQL, Redis) against one process (SQLite)."""
+    """The like load on `--workers 2` (PostgreSQL, Redis) against one process (SQLite);
+    one process on the same PostgreSQL and Redis is measured too, for the notes."""
     if not (reachable(5432) and reachable(6379)):
         return Result(
             "workers", None, "x 1 process", ">= 1.6", None,
@@ -164,18 +165,26 @@ async def workers(suite: Suite) -> Result:
     base: Run = suite.found.get("like_run") or await _like_on(
         await start_server(*FLAGS), suite, "sqlite"
     )
+    # The same deployment on one process too: how the two workers scale, beside the
+    # target's comparison with SQLite.
+    async with deployment(suite.database_url, suite.redis_url) as env:
+        server = await start_server(*FLAGS, python=sys.executable, env=env)
+        single = await _like_on(server, suite, "pg-1")
     async with deployment(suite.database_url, suite.redis_url) as env:
         server = await start_server(*FLAGS, "--workers", "2", python=sys.executable, env=env)
         run = await _like_on(server, suite, "workers")
     ratio = run.requests_per_s / base.requests_per_s
     notes = [
         f"2 workers {run.requests_per_s:,.0f}/s vs 1 process {base.requests_per_s:,.0f}/s; "
+        f"1 process on PostgreSQL and Redis {single.requests_per_s:,.0f}/s "
+        f"(2 workers: {run.requests_per_s / single.requests_per_s:.2f}x it); "
         f"pg+redis {run.services_cpu_pct:.0f}% of a core",
         *_like_notes(run),
     ]
     details: dict[str, Any] = {
         "run": asdict(run),
         "one_process": asdict(base),
+        "one_process_postgres": asdict(single),
         "client_cpu_pct": run.client_cpu_pct,
     }
     return Result(
