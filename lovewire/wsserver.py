@@ -31,13 +31,27 @@ MAX_QUEUE = 8
 
 
 class _Socket(ServerConnection):
-    """A server connection that leaves no reference cycle behind once closed."""
+    """A server connection that leaves no reference cycle behind once closed, so that it
+    is freed at once, even once frozen (lovewire.collector)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        # websockets' protocol keeps its parser, a generator suspended in `parse` with the
+        # protocol in its frame, and the error that ended parsing, whose traceback holds
+        # that frame: nothing is parsed after the connection is lost, so the parser is
+        # closed and the error keeps its message, not its frames.
+        protocol = self.protocol
+        parser = getattr(protocol, "parser", None)
+        if parser is not None:
+            parser.close()
+        error: BaseException | None = getattr(protocol, "parser_exc", None)
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            error.__traceback__ = None
+            error = error.__cause__ or error.__context__
         # Python 3.11's socket transport keeps a bound method of itself until collected
-        # (python/cpython#100348, fixed in 3.12 by the same assignment in `close`): without
-        # the cycle a closed socket is freed at once, even once frozen (lovewire.collector).
+        # (python/cpython#100348, fixed in 3.12 by the same assignment in `close`).
         if hasattr(self.transport, "_read_ready_cb"):
             self.transport._read_ready_cb = None
 

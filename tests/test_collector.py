@@ -70,21 +70,25 @@ def test_thaw_frees_a_cycle_dropped_after_it_froze() -> None:
 async def test_closed_sockets_are_freed_without_the_collector(
     server: Server, collector_off: None
 ) -> None:
-    """Logged in or not, a closed socket's objects (its connection, session, websockets'
-    connection and asyncio's transport) are freed by reference counting alone."""
+    """Logged in or not, closed cleanly or dropped (a phone losing its network), a closed
+    socket's objects (its connection and session, websockets' connection and protocol,
+    asyncio's transport) are freed by reference counting alone."""
     watched: list[weakref.ref[object]] = []
     listener = server.app.ws
     assert listener is not None
-    async with server.connect() as a, server.connect() as b:
+    async with server.connect() as a, server.connect() as b, server.connect() as dropped:
         await server.register(a)
         assert (await b.request({"type": "ping_request"}))["success"]
+        await server.register(dropped)
         conns = list(listener.connections)
-        assert len(conns) == 2
+        assert len(conns) == 3
         for conn in conns:
-            watched += [weakref.ref(x) for x in (conn, conn.session, conn.ws, conn.ws.transport)]
+            parts = (conn, conn.session, conn.ws, conn.ws.protocol, conn.ws.transport)
+            watched += [weakref.ref(x) for x in parts]
         sockets = [conn.ws for conn in conns]
-        handlers = list(listener._handlers)  # the tasks serving the two sockets
-        del conns, conn
+        handlers = list(listener._handlers)  # the tasks serving the three sockets
+        del conns, conn, parts
+        dropped.ws.transport.abort()  # no closing handshake, no FIN: a reset
     await asyncio.gather(*(ws.wait_closed() for ws in sockets))
     await asyncio.gather(*handlers)
     del sockets, handlers
