@@ -11,9 +11,10 @@ second or more, even when it finds nothing to free. So:
   walks only what was made since.
 - A frozen object is still freed the moment its last reference goes. Only a reference
   cycle that was frozen and then dropped needs the collector: the sockets break theirs
-  when they close (`Connection`, and the transport of `wsserver`), so a closed socket is
-  freed at once, frozen or not. As a backstop against cycles elsewhere, every
-  `THAW_INTERVAL` everything is thawed and collected once.
+  when they close (`Connection`, and `wsserver._Socket` for websockets' protocol and
+  asyncio's transport), so a closed socket is freed at once, frozen or not. As a
+  backstop against cycles elsewhere, every `THAW_INTERVAL` everything is thawed and
+  collected once.
 - Thresholds sized for many long-lived objects collect the young ones less often.
 """
 

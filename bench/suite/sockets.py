@@ -207,6 +207,9 @@ async def replay(
     async def one(token: str, last_seq: int) -> float | str:
         try:
             ws = await connect_thin(url)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        try:
             ws.send_text(json.dumps({"type": "auth_request", "token": token, "last_seq": last_seq}))
             answered, pushes = False, 0
             while not answered or pushes < owed:
@@ -217,11 +220,11 @@ async def replay(
                     answered = True
                 elif got["type"] == "picture_like_notify" and got["seq"] > last_seq:
                     pushes += 1
-            back = time.monotonic()
-            await ws.close()
-            return back
+            return time.monotonic()
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
+        finally:
+            await ws.close()
 
     done = await asyncio.gather(*(one(t, s) for t, s in plan))
     cpu = (time.process_time() - cpu0) / max(1e-9, time.monotonic() - start) * 100
