@@ -17,7 +17,7 @@ from lovewire.dispatch import Dispatcher
 from lovewire.httpserver import HttpServer
 from lovewire.hub import Hub, hub_from_settings
 from lovewire.imagepool import ImagePool
-from lovewire.ingress import AcceptErrorLog, AddressBook
+from lovewire.ingress import AcceptErrorLog, AddressBook, watch_descriptors
 from lovewire.media import MediaStore
 from lovewire.pushes import DeliveryRecorder
 from lovewire.registry import HandlerTable, Registry
@@ -146,6 +146,11 @@ class Lovewire:
         ws = self.ws = WsServer(services, dispatcher, recorder, addresses)
         self.ws_port = await ws.start(settings.host, settings.ws_port, reuse_port=reuse)
         self._stack.push_async_callback(_close_listeners, ws, http, settings.shutdown_grace)
+        # uvloop reports no failed accept: the operator learns of the shortage from this.
+        report = asyncio.get_running_loop().get_exception_handler()
+        assert isinstance(report, AcceptErrorLog)
+        probe = asyncio.create_task(watch_descriptors(report))
+        self._stack.push_async_callback(_cancel, probe)
 
     async def stop(self) -> None:
         """Close listeners (sockets get 1001), then the hub, the SMS client and the store."""

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
-from lovewire import collector
+from lovewire import collector, eventloop
 from lovewire.config import Settings, load_settings
 from lovewire.storage.errors import BackendUnavailable, StoreError
 from lovewire.workers import StartFailed, refusal, supervise
@@ -137,7 +137,7 @@ async def serve(settings: Settings, worker_of: int | None = None) -> None:
             collector.settle()
             thawing = asyncio.create_task(collector.thaw_forever())
             print(app.listening_line, flush=True)
-            log.info("%s", app.listening_line)
+            log.info("%s (event loop: %s)", app.listening_line, _loop_kind())
             if worker_of is not None:
                 orphaned = asyncio.create_task(_orphaned(worker_of, stop))
             await stop.wait()
@@ -148,6 +148,11 @@ async def serve(settings: Settings, worker_of: int | None = None) -> None:
     finally:
         mark_process_dead()  # its sockets leave a shared scrape's gauges
     log.info("stopped")
+
+
+def _loop_kind() -> str:
+    """`uvloop` or `asyncio`: the package of the running loop's class."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 async def _orphaned(supervisor: int, stop: asyncio.Event) -> None:
@@ -189,9 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     if supervised and (reason := refusal(settings)):
         print(f"lovewire: {reason}", file=sys.stderr)
         return 2
+    try:
+        new_loop = eventloop.loop_factory(settings.event_loop)
+    except ValueError as exc:
+        print(f"lovewire: bad settings: {exc}", file=sys.stderr)
+        return 2
     _configure_logging(settings.log_level, pid=settings.workers > 1)
     try:
-        asyncio.run(supervise(settings) if supervised else serve(settings, worker_of))
+        eventloop.run(supervise(settings) if supervised else serve(settings, worker_of), new_loop)
     except KeyboardInterrupt:
         pass
     except (OSError, BackendUnavailable, StoreError, StartFailed) as exc:

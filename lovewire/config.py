@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     lang: Literal["zh", "en"] = "zh"
     log_level: str = "info"
+    #: The event loop: `auto` (uvloop where it is installed), `asyncio` or `uvloop`.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     #: Seconds between WebSocket pings, and without a pong before the socket is closed.
     ping_interval: float = Field(20, gt=0)
     ping_timeout: float = Field(60, gt=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "Address",
     "AddressBook",
     "ByteBudget",
+    "watch_descriptors",
 ]
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,8 @@ class AcceptErrorLog:
     asyncio reports each failed `accept()` (EMFILE, ENFILE, ENOBUFS, ENOMEM) through the
     loop's exception handler, with a traceback each time, then retries a second later;
     a retry that fires after its listener closed fails on the closed socket, which is
-    logged at debug only.
+    logged at debug only. uvloop reports nothing (libuv accepts the connections it has
+    no room for and closes them at once): `watch_descriptors` tells the same line then.
     """
 
     def __init__(self, previous: ExceptionHandler | None, every: float = 1.0) -> None:
@@ -159,6 +162,19 @@ class AcceptErrorLog:
         self._logged = float("-inf")
         self._missed = 0
 
+    def out_of_resources(self, strerror: str | None, failed_accepts: int) -> None:
+        """Note failed accepts (0: found by the probe); one line a second at most."""
+        self._missed += failed_accepts
+        now = time.monotonic()
+        if now - self._logged < self.every:
+            return
+        if self._missed:
+            detail = f"{self._missed} failed accepts since the last line"
+        else:
+            detail = "no file descriptor free for a new connection"
+        log.error("cannot accept connections: %s (%s)", strerror, detail)
+        self._logged, self._missed = now, 0
+
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if (
@@ -166,15 +182,7 @@ class AcceptErrorLog:
             and exc.errno in _OUT_OF_RESOURCES
             and "accept" in str(context.get("message", ""))
         ):
-            self._missed += 1
-            now = time.monotonic()
-            if now - self._logged >= self.every:
-                log.error(
-                    "cannot accept connections: %s (%d failed accepts since the last line)",
-                    exc.strerror,
-                    self._missed,
-                )
-                self._logged, self._missed = now, 0
+            self.out_of_resources(exc.strerror, 1)
             return
         if isinstance(exc, (ValueError, OSError)) and "_start_serving" in repr(
             context.get("handle")
@@ -185,3 +193,18 @@ class AcceptErrorLog:
             self.previous(loop, context)
         else:
             loop.default_exception_handler(context)
+
+
+async def watch_descriptors(report: AcceptErrorLog, every: float = 1.0) -> None:
+    """Every `every` seconds, check that a file descriptor is free, and report if none is.
+
+    What the next connection needs is one descriptor: opening /dev/null (and closing it)
+    is the whole probe, two system calls a second.
+    """
+    while True:
+        await asyncio.sleep(every)
+        try:
+            os.close(os.open(os.devnull, os.O_RDONLY))
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                report.out_of_resources(exc.strerror, 0)

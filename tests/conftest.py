@@ -30,6 +30,26 @@ for _name in list(os.environ):
     ):
         del os.environ[_name]
 
+#: The loops a test marked `both_loops` runs on: asyncio's, and uvloop (the server's
+#: default where it installs) when it is installed.
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+try:
+    import uvloop
+except ImportError:
+    pass
+else:
+    LOOPS["uvloop"] = uvloop.new_event_loop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run a test marked `both_loops` once on each loop; every other on asyncio's."""
+    if item.get_closest_marker("both_loops") is not None:
+        return LOOPS
+    return {"asyncio": asyncio.new_event_loop}
+
+
 #: The backend the end-to-end tests run on: "sqlite" (one process, the default) or
 #: "postgresql" (PostgreSQL and Redis, as several processes run).
 BACKEND = os.environ.get("LOVEWIRE_TEST_BACKEND", "sqlite")

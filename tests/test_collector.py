@@ -67,6 +67,7 @@ def test_thaw_frees_a_cycle_dropped_after_it_froze() -> None:
         collector.reset()
 
 
+@pytest.mark.both_loops
 async def test_closed_sockets_are_freed_without_the_collector(
     server: Server, collector_off: None
 ) -> None:

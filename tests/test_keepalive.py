@@ -8,6 +8,7 @@ from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from websockets.client import ClientProtocol
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.protocol import State
@@ -57,6 +58,7 @@ class RawClient:
         self.writer.close()
 
 
+@pytest.mark.both_loops
 async def test_socket_answering_no_ping_is_closed(start_server: Any) -> None:
     server: Server = await start_server(ping_interval=0.05, ping_timeout=1.05)
     client = RawClient(server.ws_url, answer_pings=False)
@@ -76,6 +78,7 @@ async def test_socket_answering_no_ping_is_closed(start_server: Any) -> None:
         client.close()
 
 
+@pytest.mark.both_loops
 async def test_socket_answering_pings_stays_open(start_server: Any) -> None:
     server: Server = await start_server(ping_interval=0.05, ping_timeout=1.05)
     client = RawClient(server.ws_url, answer_pings=True)

@@ -44,6 +44,7 @@ async def collect(client: Client, count: int) -> list[dict[str, Any]]:
     return [await client.push() for _ in range(count)]
 
 
+@pytest.mark.both_loops
 async def test_push_live_to_every_socket_with_seq_and_time(server: Server) -> None:
     """A push reaches every logged-in socket of the user, with seq, time and time_ts."""
     async with server.connect() as a, server.connect() as b, server.connect() as other:
@@ -75,6 +76,7 @@ async def test_push_offline_survives_restart_and_replays(start_server: Any) -> N
         assert [p["seq"] for p in await collect(c, 2)] == [1, 2]
 
 
+@pytest.mark.both_loops
 async def test_replay_from_last_seq_without_duplicates(server: Server) -> None:
     """auth_request {last_seq} replays exactly (last_seq, S], then live pushes follow."""
     async with server.connect() as c:
@@ -156,6 +158,7 @@ async def test_notify_ack_keeps_pushes_for_other_devices(server: Server) -> None
         assert [p["seq"] for p in await collect(c, 2)] == [1, 2]
 
 
+@pytest.mark.both_loops
 async def test_stalled_socket_closed_others_keep_receiving(start_server: Any) -> None:
     """A socket that stops reading is closed (1013); the user's other socket gets everything."""
     server: Server = await start_server(outbound_queue=8)

@@ -164,6 +164,7 @@ async def test_reply_paging_pages_20_older_oldest_first_and_checks_the_comment(
             assert (refused["success"], refused["error_no"]) == (False, 8)
 
 
+@pytest.mark.both_loops
 async def test_socket_not_reading_feeds_closed_1013_memory_stays_bounded(roomy: Server) -> None:
     """A socket that asks for full feeds and never reads is closed with 1013 once 4 MiB
     wait for it; the server starts no more of its requests and the process stays small."""
@@ -204,6 +205,7 @@ async def test_socket_not_reading_feeds_closed_1013_memory_stays_bounded(roomy: 
         assert (await other.request({"type": "auth_request", "token": reg["token"]}))["success"]
 
 
+@pytest.mark.both_loops
 async def test_broadcast_reaches_every_open_socket_logged_in_or_not(server: Server) -> None:
     """system_notify reaches anonymous and logged-in sockets alike; `sent` counts sockets."""
     async with server.connect() as a, server.connect() as b, server.connect() as anonymous:
