@@ -1,9 +1,10 @@
 """The ceiling: a bare `websockets` echo server, run as its own process.
 
-    python -m bench.suite.echo     (prints "echo listening ws://127.0.0.1:PORT")
+    python -m bench.suite.echo [asyncio|uvloop]   (prints "echo listening ws://127.0.0.1:PORT")
 
 Same library and socket settings as lovewire's WebSocket side (no compression), no
-application at all: every frame is sent back as it came.
+application at all: every frame is sent back as it came. The ceiling of the issue's
+target runs on asyncio's own loop; on uvloop (lovewire's default loop) it is noted too.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from typing import cast
 
 from websockets.asyncio.server import ServerConnection, serve
 
 from bench.common import STARTED, BenchServer
+from lovewire import eventloop
 
 __all__ = ["start_echo"]
 
@@ -33,12 +36,13 @@ async def main() -> None:
         await server.serve_forever()
 
 
-async def start_echo() -> BenchServer:
+async def start_echo(loop: eventloop.LoopName = "asyncio") -> BenchServer:
     """The echo server as a process, in the shape of a lovewire one (no HTTP side)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.suite.echo",
+        loop,
         stdout=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
@@ -50,4 +54,7 @@ async def start_echo() -> BenchServer:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    choice = sys.argv[1] if len(sys.argv) > 1 else "asyncio"
+    if choice not in ("asyncio", "uvloop"):
+        raise SystemExit(f"unknown event loop: {choice}")
+    eventloop.run(main(), eventloop.loop_factory(cast(eventloop.LoopName, choice)))

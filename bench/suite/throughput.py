@@ -21,6 +21,7 @@ from bench.compare import FLAGS, Run, figures, measure, upload
 from bench.scale import deployment
 from bench.suite.core import Result, Suite, client_cpu_note, fsync_ms
 from bench.suite.echo import start_echo
+from lovewire import eventloop
 
 __all__ = ["like", "ping", "workers"]
 
@@ -51,28 +52,40 @@ async def ping(suite: Suite) -> Result:
     args = _load(suite)
     sockets = args.processes * args.sockets
     server = await start_server(*FLAGS)
-    echo = await start_echo()
+    loop = eventloop.loop_name("auto")  # lovewire's, by default
+    echoes = {"echo": await start_echo()}
+    if loop != "asyncio":
+        echoes[f"echo_{loop}"] = await start_echo(loop)
     try:
         users = await register_many(server, sockets)
         anonymous = [{"token": ""}] * sockets
-        runs: dict[str, list[Run]] = {"echo": [], "lovewire": []}
+        targets = [(name, echo, anonymous) for name, echo in echoes.items()]
+        targets.append(("lovewire", server, users))
+        runs: dict[str, list[Run]] = {name: [] for name, _, _ in targets}
         for n in range(suite.sizes.rounds):
-            for name, target, who in (("echo", echo, anonymous), ("lovewire", server, users)):
+            for name, target, who in targets:
                 got = await measure(target, "ping", who, [], [], args)
                 runs[name].append(figures(("ping", name, n), args.seconds, *got))
     finally:
-        await echo.stop()
+        for echo in echoes.values():
+            await echo.stop()
         await server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
     rate = {k: statistics.median(r.requests_per_s for r in v) for k, v in runs.items()}
     cost = {k: statistics.median(r.server_us_per_request for r in v) for k, v in runs.items()}
     ratio = rate["lovewire"] / rate["echo"]
     suite.found["echo_rate"] = rate["echo"]
-    every = runs["echo"] + runs["lovewire"]
+    every = [r for v in runs.values() for r in v]
     notes = [
         f"ceiling: echo {rate['echo']:,.0f}/s at {cost['echo']:.0f} us CPU/req; lovewire "
-        f"{rate['lovewire']:,.0f}/s at {cost['lovewire']:.0f} us CPU/req, "
+        f"(on {loop}) {rate['lovewire']:,.0f}/s at {cost['lovewire']:.0f} us CPU/req, "
         f"p99 {statistics.median(r.p99_ms for r in runs['lovewire']):.1f} ms",
+        *(
+            f"echo on {loop} too: {rate[name]:,.0f}/s at {cost[name]:.0f} us CPU/req, "
+            f"lovewire {rate['lovewire'] / rate[name]:.2f}x it"
+            for name in echoes
+            if name != "echo"
+        ),
         client_cpu_note([c for r in every for c in r.client_cpu_pct]),
         _others(max(every, key=lambda r: r.others_cpu_pct)),
     ]
