@@ -30,11 +30,15 @@ def test_bench_quick_ping_and_feed_write_the_table_and_json(tmp_path: Path) -> N
         assert isinstance(result["met"], bool)
     ping, feed = report["results"]
     # The ceiling (echo on asyncio's loop), and echo on uvloop where it installs.
-    assert {"echo", "lovewire"} <= set(ping["details"]["requests_per_s"]) <= {
-        "echo",
-        "echo_uvloop",
-        "lovewire",
-    }
+    assert (
+        {"echo", "lovewire"}
+        <= set(ping["details"]["requests_per_s"])
+        <= {
+            "echo",
+            "echo_uvloop",
+            "lovewire",
+        }
+    )
     assert feed["details"]["posts_in_response"] == 20
     assert feed["details"]["query_plans"] and all(q["plan"] for q in feed["details"]["query_plans"])
     assert any((tmp_path / "cache").iterdir())  # the seeded database, kept for the next run
