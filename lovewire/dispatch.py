@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from datetime import datetime, time, timedelta
+from json.encoder import encode_basestring
 from time import perf_counter
 from typing import Any, Protocol
 
@@ -88,7 +89,14 @@ def _encodable(text: str) -> bool:
 def _with_id(frame: str, request_id: Any) -> str:
     if request_id is None:
         return frame
-    return f'{frame[:-1]},"id":{json.dumps(request_id, ensure_ascii=False)}}}'
+    # What json.dumps(request_id, ensure_ascii=False) writes, without making an encoder.
+    if type(request_id) is str:
+        echoed = encode_basestring(request_id)
+    elif type(request_id) is int:
+        echoed = str(request_id)
+    else:
+        echoed = json.dumps(request_id, ensure_ascii=False)
+    return f'{frame[:-1]},"id":{echoed}}}'
 
 
 class Dispatcher:
@@ -102,9 +110,17 @@ class Dispatcher:
         self.services = services
         self.registry = registry
         self._requests = registry.request_adapter()
+        # Its validator's own method: TypeAdapter.validate_json only checks its options
+        # (none given here) and calls it.
+        self._validate_json = self._requests.validator.validate_json
         self._rules_now = Rules()
         #: The server's day `_rules_now` holds, as a span of the server's clock.
         self._rules_from = self._rules_until = 0.0
+        #: The last response rendered, and its frame: a handler that returns one object
+        #: again (ping, within a second) gets it rendered once. Handlers never change a
+        #: response they returned.
+        self._last_response: Response | None = None
+        self._last_frame = ""
 
     async def serve(
         self, raw: str | bytes, channel: Channel, *, force_type: str | None = None
@@ -145,7 +161,7 @@ class Dispatcher:
             try:
                 # The frame is parsed and validated in one pass; it holds valid Unicode
                 # only (a lone surrogate escape fails as invalid JSON).
-                request = self._requests.validate_json(raw, context=self._rules())
+                request = self._validate_json(raw, context=self._rules())
             except ValidationError:
                 pass  # the slow path below finds which error, and the id to echo
             else:
@@ -221,7 +237,12 @@ class Dispatcher:
             return _with_id(self.error_frame(route.response_type, Internal()), request.id)
         if response is None:
             return None
-        return _with_id(_render(response), request.id)
+        if response is self._last_response:
+            frame = self._last_frame
+        else:
+            frame = self._last_frame = _render(response)
+            self._last_response = response
+        return _with_id(frame, request.id)
 
     def _rules(self) -> Rules:
         """The server's rules a request's fields are checked against while validated
