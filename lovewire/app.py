@@ -119,6 +119,8 @@ class Lovewire:
                 media=media,
             )
             self.services = services
+            # Unwound after the listeners close: the figures of their last requests too.
+            stack.callback(services.metrics.flush)
             recorder = self.recorder = DeliveryRecorder(store)
             await recorder.start()
             stack.push_async_callback(recorder.close)

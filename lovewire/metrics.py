@@ -9,12 +9,22 @@ mode, chosen when it is imported): every process writes its figures to files the
 `/metrics`, in whichever worker answers it, reads them all. The supervisor empties the
 directory before it starts the workers (`prepare_multiprocess_dir`) and calls
 `mark_process_dead` for a worker that died; a worker calls it itself when it stops.
+
+The figures of every request (its count, its handler's time) are kept in plain Python
+and written into prometheus_client in one batch (`flush`): at every scrape and every
+`value`, when a request sees a second passed since the last batch, and when the server
+stops. In multiprocess mode a batch is also written once the event loop is done with
+the requests at hand (`call_soon`), so that another worker's scrape sees them at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
+from bisect import bisect_left
 from pathlib import Path
+from time import monotonic
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -61,6 +71,9 @@ REQUEST_BUCKETS = (
     5.0,
 )
 
+#: Seconds at most between two batches of request figures (`Metrics.flush`).
+FLUSH_EVERY = 1.0
+
 # A `_created` series beside each counter doubles the output and is not written in
 # multiprocess mode: one shape of output in both modes.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -84,7 +97,11 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self._by_type: dict[str, tuple[Counter, Histogram]] = {}
+        self._by_type: dict[str, _TypeFigures] = {}
+        #: The types with figures not yet written, and when the last batch was.
+        self._unflushed: list[_TypeFigures] = []
+        self._flushed_at = monotonic()
+        self._flush_soon = False
         self._errors = Counter(
             "lovewire_errors",
             "Error frames sent, by error_no.",
@@ -124,21 +141,56 @@ class Metrics:
 
     def request(self, type_: str) -> None:
         """Count a request routed to its handler."""
-        self._of_type(type_)[0].inc()
+        figures = self._by_type.get(type_)
+        if figures is None:
+            figures = self._by_type[type_] = _TypeFigures(
+                self._requests.labels(type_), self._seconds.labels(type_)
+            )
+        figures.count += 1
+        if not figures.unflushed:
+            self._note(figures)
+        if monotonic() - self._flushed_at >= FLUSH_EVERY:
+            self.flush()
 
     def handled(self, type_: str, seconds: float) -> None:
-        """A handler answered a request of `type_` (error or not) in `seconds`."""
-        self._of_type(type_)[1].observe(seconds)
+        """A handler answered a request of `type_` (error or not) in `seconds`.
 
-    def _of_type(self, type_: str) -> tuple[Counter, Histogram]:
-        """The request counter and histogram of one type (a lookup by label is slow)."""
-        children = self._by_type.get(type_)
-        if children is None:
-            children = self._by_type[type_] = (
-                self._requests.labels(type_),
-                self._seconds.labels(type_),
-            )
-        return children
+        Always after `request(type_)`: the type's figures exist.
+        """
+        figures = self._by_type[type_]
+        figures.sum += seconds
+        # The first bucket whose upper bound is >= seconds, the one Histogram.observe adds to.
+        figures.buckets[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+        if not figures.unflushed:
+            self._note(figures)
+
+    def _note(self, figures: _TypeFigures) -> None:
+        """`figures` has figures to write in the next batch."""
+        figures.unflushed = True
+        self._unflushed.append(figures)
+        if MULTIPROCESS and not self._flush_soon:
+            self._flush_after_this_turn()
+
+    def flush(self) -> None:
+        """Write the request figures recorded since the last batch into prometheus_client."""
+        self._flushed_at = monotonic()
+        unflushed, self._unflushed = self._unflushed, []
+        for figures in unflushed:
+            figures.flush()
+
+    def _flush_after_this_turn(self) -> None:
+        """Flush once the event loop has run what is ready now (multiprocess mode)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a tool, a test): at once
+            self.flush()
+            return
+        self._flush_soon = True
+        loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        self._flush_soon = False
+        self.flush()
 
     def error(self, error_no: int) -> None:
         """Count an error frame sent."""
@@ -165,11 +217,65 @@ class Metrics:
 
     def value(self, name: str, **labels: str) -> float:
         """A sample's value recorded in this process (0 if none yet), for tests and tools."""
+        self.flush()
         return self.registry.get_sample_value(name, labels) or 0.0
 
     def render(self) -> bytes:
         """The scrape: Prometheus text (CONTENT_TYPE_LATEST), every worker's in multiprocess."""
+        self.flush()
         return generate_latest(self._scraped)
+
+
+class _TypeFigures:
+    """One request type's figures since the last batch, and where a batch writes them.
+
+    A batch goes into the histogram child without calling `observe` once per request:
+    it adds to prometheus_client's private `_sum` and `_buckets` (one value per bucket,
+    not cumulative, the last one +Inf; `_child_samples` adds them up), the values
+    `observe` itself adds to. `_check_layout` refuses a prometheus_client that keeps
+    them otherwise.
+    """
+
+    __slots__ = ("buckets", "count", "counter", "histogram", "sum", "unflushed")
+
+    def __init__(self, counter: Counter, histogram: Histogram) -> None:
+        _check_layout(histogram)
+        self.counter = counter
+        self.histogram = histogram
+        self.count = 0
+        self.sum = 0.0
+        #: Requests per bucket of REQUEST_BUCKETS, then one for +Inf; not cumulative.
+        self.buckets = [0] * (len(REQUEST_BUCKETS) + 1)
+        #: True while it is in `Metrics._unflushed`.
+        self.unflushed = False
+
+    def flush(self) -> None:
+        self.unflushed = False
+        if self.count:
+            count, self.count = self.count, 0
+            self.counter.inc(count)
+        buckets = self.buckets
+        if any(buckets):
+            total, self.sum = self.sum, 0.0
+            self.buckets = [0] * len(buckets)
+            histogram = self.histogram
+            histogram._sum.inc(total)
+            for value, n in zip(histogram._buckets, buckets, strict=True):
+                if n:
+                    value.inc(n)
+
+
+def _check_layout(histogram: Histogram) -> None:
+    """Fail at start, not at a scrape, if prometheus_client keeps a histogram otherwise."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    values = getattr(histogram, "_buckets", None)
+    if (
+        bounds != [*REQUEST_BUCKETS, math.inf]
+        or not isinstance(values, list)
+        or len(values) != len(bounds)
+        or not all(hasattr(v, "inc") for v in [*values, getattr(histogram, "_sum", None)])
+    ):
+        raise RuntimeError("prometheus_client's Histogram keeps its buckets in an unknown way")
 
 
 def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:

@@ -141,3 +141,31 @@ async def test_workers_sharing_a_multiprocess_dir_scrape_as_one(tmp_path: Path) 
     assert list(shared.glob("counter_*.db"))
     prepare_multiprocess_dir(shared)
     assert not list(shared.glob("*.db"))
+
+
+def test_request_figures_written_in_batches_match_observing_each() -> None:
+    """The batched figures of a request type are those prometheus_client's own `observe`
+    gives, bucket by bucket, boundaries and beyond the last bucket included."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from lovewire.metrics import REQUEST_BUCKETS, Metrics
+
+    durations = [0.0, 0.00005, *REQUEST_BUCKETS, 0.0003, 0.02, 7.5, 0.0001]
+    metrics = Metrics()
+    registry = CollectorRegistry()
+    reference = Histogram("ref", "", buckets=REQUEST_BUCKETS, registry=registry)
+    for seconds in durations:
+        metrics.request("ping_request")
+        metrics.handled("ping_request", seconds)
+        reference.observe(seconds)
+    assert metrics.value("lovewire_requests_total", type="ping_request") == len(durations)
+    for le in [*(str(b) for b in REQUEST_BUCKETS), "+Inf"]:
+        got = metrics.value("lovewire_request_seconds_bucket", type="ping_request", le=le)
+        assert got == registry.get_sample_value("ref_bucket", {"le": le}), le
+    total = metrics.value("lovewire_request_seconds_sum", type="ping_request")
+    assert total == registry.get_sample_value("ref_sum", {})
+    # A second batch adds to the first.
+    metrics.request("ping_request")
+    metrics.handled("ping_request", 0.001)
+    count = metrics.value("lovewire_request_seconds_count", type="ping_request")
+    assert count == len(durations) + 1
