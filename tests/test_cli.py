@@ -120,19 +120,24 @@ async def test_server_py_with_toml_env_and_flags(tmp_path: Path) -> None:
         assert await asyncio.wait_for(process.proc.wait(), 10) == 0
 
 
-async def test_bad_setting_exits_with_message(tmp_path: Path) -> None:
-    """A setting that is not valid stops the start with a message and status 2."""
+async def refused_start(tmp_path: Path, *flags: str) -> bytes:
+    """`lovewire serve` with `flags`, which must stop it with status 2; its standard error."""
     proc = await asyncio.create_subprocess_exec(
         *_lovewire(),
         "serve",
-        "--ws-port",
-        "notaport",
+        *flags,
         cwd=tmp_path,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 2 and b"ws_port" in err
+    assert proc.returncode == 2, err
+    return err
+
+
+async def test_bad_setting_exits_with_message(tmp_path: Path) -> None:
+    """A setting that is not valid stops the start with a message and status 2."""
+    assert b"ws_port" in await refused_start(tmp_path, "--ws-port", "notaport")
 
 
 async def test_port_in_use_exits_with_one_line(served: Process, tmp_path: Path) -> None:

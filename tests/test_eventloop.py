@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lovewire import eventloop
-from tests.test_cli import _lovewire, _serve_argv
+from tests.test_cli import _serve_argv, refused_start
 
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
@@ -32,17 +32,7 @@ def test_run_runs_on_the_chosen_loop(choice: eventloop.LoopChoice) -> None:
 
 async def test_serve_names_its_loop_and_refuses_an_unknown_one(tmp_path: Path) -> None:
     """`lovewire serve` logs the loop it runs on; a loop it does not know is a bad setting."""
-    proc = await asyncio.create_subprocess_exec(
-        *_lovewire(),
-        "serve",
-        "--event-loop",
-        "trio",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 2 and b"event_loop" in err, err
+    assert b"event_loop" in await refused_start(tmp_path, "--event-loop", "trio")
     proc = await asyncio.create_subprocess_exec(
         *_serve_argv(tmp_path),
         cwd=tmp_path,
