@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -169,3 +170,31 @@ def test_request_figures_written_in_batches_match_observing_each() -> None:
     metrics.handled("ping_request", 0.001)
     count = metrics.value("lovewire_request_seconds_count", type="ping_request")
     assert count == len(durations) + 1
+
+
+def test_a_request_a_second_after_the_last_batch_writes_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between scrapes, the first request a second or more after the last batch writes one
+    (what other readers of the registry, and other workers, see)."""
+    import lovewire.metrics
+    from lovewire.metrics import Metrics
+
+    now = [1000.0]
+    monkeypatch.setattr(lovewire.metrics, "monotonic", lambda: now[0])
+    metrics = Metrics()
+    registry = metrics.registry
+
+    def written() -> float:
+        return registry.get_sample_value("lovewire_requests_total", {"type": "x"}) or 0.0
+
+    metrics.request("x")
+    metrics.handled("x", 0.001)
+    now[0] += 0.5
+    metrics.request("x")
+    assert written() == 0
+    now[0] += 0.5
+    metrics.request("x")
+    assert written() == 3
+    labels = {"type": "x", "le": "0.001"}
+    assert registry.get_sample_value("lovewire_request_seconds_bucket", labels) == 1
