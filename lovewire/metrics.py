@@ -12,14 +12,16 @@ directory before it starts the workers (`prepare_multiprocess_dir`) and calls
 
 The figures of every request (its count, its handler's time) are kept in plain Python
 and written into prometheus_client in one batch (`flush`): at every scrape and every
-`value`, when a request sees a second passed since the last batch, and when the server
-stops. In multiprocess mode a batch is also written once the event loop is done with
-the requests at hand (`call_soon`), so that another worker's scrape sees them at once.
+`value`, when a request comes a second or more after the last batch, and when the
+server stops. In multiprocess mode they are written at once, as every other figure: a
+scrape answered by another worker reads them from this one's files and must find every
+request answered before it (a batch written just after the answer, once the event loop
+has run what was ready, was sometimes too late). They are kept by the event loop's
+thread only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 from bisect import bisect_left
@@ -101,7 +103,6 @@ class Metrics:
         #: The types with figures not yet written, and when the last batch was.
         self._unflushed: list[_TypeFigures] = []
         self._flushed_at = monotonic()
-        self._flush_soon = False
         self._errors = Counter(
             "lovewire_errors",
             "Error frames sent, by error_no.",
@@ -146,9 +147,13 @@ class Metrics:
             figures = self._by_type[type_] = _TypeFigures(
                 self._requests.labels(type_), self._seconds.labels(type_)
             )
+        if MULTIPROCESS:
+            figures.counter.inc()
+            return
         figures.count += 1
         if not figures.unflushed:
-            self._note(figures)
+            figures.unflushed = True
+            self._unflushed.append(figures)
         if monotonic() - self._flushed_at >= FLUSH_EVERY:
             self.flush()
 
@@ -158,18 +163,16 @@ class Metrics:
         Always after `request(type_)`: the type's figures exist.
         """
         figures = self._by_type[type_]
+        if MULTIPROCESS:
+            figures.histogram.observe(seconds)
+            return
+        figures.handled += 1
         figures.sum += seconds
         # The first bucket whose upper bound is >= seconds, the one Histogram.observe adds to.
         figures.buckets[bisect_left(REQUEST_BUCKETS, seconds)] += 1
         if not figures.unflushed:
-            self._note(figures)
-
-    def _note(self, figures: _TypeFigures) -> None:
-        """`figures` has figures to write in the next batch."""
-        figures.unflushed = True
-        self._unflushed.append(figures)
-        if MULTIPROCESS and not self._flush_soon:
-            self._flush_after_this_turn()
+            figures.unflushed = True
+            self._unflushed.append(figures)
 
     def flush(self) -> None:
         """Write the request figures recorded since the last batch into prometheus_client."""
@@ -177,20 +180,6 @@ class Metrics:
         unflushed, self._unflushed = self._unflushed, []
         for figures in unflushed:
             figures.flush()
-
-    def _flush_after_this_turn(self) -> None:
-        """Flush once the event loop has run what is ready now (multiprocess mode)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a tool, a test): at once
-            self.flush()
-            return
-        self._flush_soon = True
-        loop.call_soon(self._flush_turn)
-
-    def _flush_turn(self) -> None:
-        self._flush_soon = False
-        self.flush()
 
     def error(self, error_no: int) -> None:
         """Count an error frame sent."""
@@ -236,13 +225,15 @@ class _TypeFigures:
     them otherwise.
     """
 
-    __slots__ = ("buckets", "count", "counter", "histogram", "sum", "unflushed")
+    __slots__ = ("buckets", "count", "counter", "handled", "histogram", "sum", "unflushed")
 
     def __init__(self, counter: Counter, histogram: Histogram) -> None:
         _check_layout(histogram)
         self.counter = counter
         self.histogram = histogram
         self.count = 0
+        #: Requests answered, the sum of their times, and how many fell in each bucket.
+        self.handled = 0
         self.sum = 0.0
         #: Requests per bucket of REQUEST_BUCKETS, then one for +Inf; not cumulative.
         self.buckets = [0] * (len(REQUEST_BUCKETS) + 1)
@@ -254,19 +245,21 @@ class _TypeFigures:
         if self.count:
             count, self.count = self.count, 0
             self.counter.inc(count)
-        buckets = self.buckets
-        if any(buckets):
-            total, self.sum = self.sum, 0.0
-            self.buckets = [0] * len(buckets)
+        if self.handled:
+            total, self.sum, self.handled = self.sum, 0.0, 0
+            buckets = self.buckets
             histogram = self.histogram
             histogram._sum.inc(total)
-            for value, n in zip(histogram._buckets, buckets, strict=True):
+            values = histogram._buckets
+            for i, n in enumerate(buckets):
                 if n:
-                    value.inc(n)
+                    buckets[i] = 0
+                    values[i].inc(n)
 
 
 def _check_layout(histogram: Histogram) -> None:
-    """Fail at start, not at a scrape, if prometheus_client keeps a histogram otherwise."""
+    """Fail at a type's first request, not with wrong figures, if prometheus_client keeps
+    a histogram otherwise."""
     bounds = getattr(histogram, "_upper_bounds", None)
     values = getattr(histogram, "_buckets", None)
     if (

@@ -17,6 +17,7 @@ from handlers import TABLES
 from lovewire.app import Lovewire
 from lovewire.clock import ManualClock
 from lovewire.config import Settings
+from lovewire.dispatch import _with_id
 from tests.conftest import SmsPlatform
 from tests.memory import MemoryClient
 
@@ -59,6 +60,45 @@ async def test_ping_with_id_is_answered_in_memory(app: Lovewire) -> None:
     (got,) = await client.send({"type": "ping_request", "id": "a1"})
     assert got["type"] == "ping_response" and got["success"] and got["id"] == "a1"
     assert got["time_ts"] == int(app.clock.now())
+
+
+async def test_pings_of_one_second_share_a_time_each_with_its_own_id(
+    app: Lovewire, tmp_path: Path
+) -> None:
+    """A ping's answer is made once a second (and zone), and each ping gets its own id."""
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    client = MemoryClient(app)
+    ids: list[Any] = ["a1", 7, 'q"\\\n\u00e9\u4e2d', "", None, "a1"]
+    frames = [{"type": "ping_request"} | ({} if i is None else {"id": i}) for i in ids]
+    got = [await client.request(frame) for frame in frames]
+    assert [g.get("id") for g in got] == ids and "id" not in got[4]
+    assert len({(g["time"], g["time_ts"]) for g in got}) == 1
+    assert got[0]["time_ts"] == int(clock.now())
+    # Another request's answer between two pings of the second.
+    assert (await client.request({"type": "logout_request", "id": 1}))["error_no"] == 5
+    again = await client.request({"type": "ping_request", "id": 2})
+    assert again == {**got[0], "id": 2}
+    clock.advance(60)
+    later = await client.request({"type": "ping_request", "id": 3})
+    assert later["time_ts"] == got[0]["time_ts"] + 60 and later["time"] != got[0]["time"]
+    # A server of another zone in this process, on the same clock: its own time.
+    settings = Settings(data_dir=tmp_path / "utc", timezone="UTC", lang="en")
+    async with Lovewire(settings, tables=TABLES, clock=clock, listen=False) as utc:
+        there = await MemoryClient(utc).request({"type": "ping_request"})
+        here = await client.request({"type": "ping_request"})
+    assert there["time_ts"] == here["time_ts"] == later["time_ts"]
+    assert there["time"] != here["time"] == later["time"]
+
+
+@pytest.mark.parametrize(
+    "request_id", ["a1", "", 'q"\\\n\t\x00\u00e9\u4e2d\U0001f600', 7, 10**63, -1, 2.5]
+)
+def test_an_echoed_id_is_written_as_json_dumps_writes_it(request_id: Any) -> None:
+    frame = '{"type":"ping_response","success":true}'
+    echoed = json.dumps(request_id, ensure_ascii=False)
+    assert _with_id(frame, request_id) == frame[:-1] + ',"id":' + echoed + "}"
+    assert _with_id(frame, None) == frame
 
 
 @pytest.mark.parametrize(

@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 
-from lovewire.metrics import CONTENT_TYPE_LATEST, mark_process_dead, prepare_multiprocess_dir
+import lovewire.metrics
+from lovewire.metrics import (
+    CONTENT_TYPE_LATEST,
+    REQUEST_BUCKETS,
+    Metrics,
+    mark_process_dead,
+    prepare_multiprocess_dir,
+)
 from tests.conftest import Server
-from tests.test_cli import Process, _serve_argv, _start
+from tests.test_cli import ROOT, Process, _serve_argv, _start
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -35,6 +47,15 @@ async def scrape(http_url: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
+
+
+def parse(text: bytes | str) -> Samples:
+    text = text.decode() if isinstance(text, bytes) else text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 async def test_requests_timed_by_type_and_sms_counted(start_server: Any) -> None:
@@ -144,32 +165,57 @@ async def test_workers_sharing_a_multiprocess_dir_scrape_as_one(tmp_path: Path) 
     assert not list(shared.glob("*.db"))
 
 
-def test_request_figures_written_in_batches_match_observing_each() -> None:
-    """The batched figures of a request type are those prometheus_client's own `observe`
-    gives, bucket by bucket, boundaries and beyond the last bucket included."""
-    from prometheus_client import CollectorRegistry, Histogram
+async def test_a_request_is_in_the_next_scrape(start_server: Any) -> None:
+    """Request figures are written in batches: each scrape writes what came before it."""
+    server: Server = await start_server()
+    metrics = server.app.services.metrics  # type: ignore[union-attr]
+    async with server.connect() as c:
+        for expected in (1, 2, 3):
+            assert (await c.request({"type": "ping_request"}))["success"]
+            samples = await scrape(server.http_url)
+            assert value(samples, "lovewire_requests_total", type="ping_request") == expected
+            count = value(samples, "lovewire_request_seconds_count", type="ping_request")
+            assert count == expected
+            assert (value(samples, "lovewire_request_seconds_sum", type="ping_request") or 0) > 0
+    assert metrics.value("lovewire_requests_total", type="ping_request") == 3
+    assert metrics.value("lovewire_request_seconds_count", type="ping_request") == 3
 
-    from lovewire.metrics import REQUEST_BUCKETS, Metrics
 
-    durations = [0.0, 0.00005, *REQUEST_BUCKETS, 0.0003, 0.02, 7.5, 0.0001]
+def test_batched_latencies_scrape_as_observe_writes_them() -> None:
+    """A batch puts each time in the bucket Histogram.observe does, bounds included."""
+    times = [0.0, 0.00005, *REQUEST_BUCKETS, 0.0003, 0.0003, 0.7, 4.999, 5.0000001, 60.0]
     metrics = Metrics()
-    registry = CollectorRegistry()
-    reference = Histogram("ref", "", buckets=REQUEST_BUCKETS, registry=registry)
-    for seconds in durations:
+    reference = CollectorRegistry()
+    observed = Histogram(
+        "lovewire_request_seconds", "x", ["type"], buckets=REQUEST_BUCKETS, registry=reference
+    ).labels("ping_request")
+    for seconds in times:
         metrics.request("ping_request")
         metrics.handled("ping_request", seconds)
-        reference.observe(seconds)
-    assert metrics.value("lovewire_requests_total", type="ping_request") == len(durations)
-    for le in [*(str(b) for b in REQUEST_BUCKETS), "+Inf"]:
-        got = metrics.value("lovewire_request_seconds_bucket", type="ping_request", le=le)
-        assert got == registry.get_sample_value("ref_bucket", {"le": le}), le
-    total = metrics.value("lovewire_request_seconds_sum", type="ping_request")
-    assert total == registry.get_sample_value("ref_sum", {})
-    # A second batch adds to the first.
+        observed.observe(seconds)
+    metrics.request("logout_request")  # counted, not answered yet
+    ours = parse(metrics.render())
+    expected = parse(generate_latest(reference))
+    histogram = {
+        k: v
+        for k, v in ours.items()
+        if k[0].startswith("lovewire_request_seconds") and ("type", "ping_request") in k[1]
+    }
+    assert histogram.keys() == expected.keys()
+    for key, number in expected.items():
+        if key[0].endswith("_sum"):
+            assert math.isclose(histogram[key], number), key
+        else:
+            assert histogram[key] == number, key
+    assert value(ours, "lovewire_requests_total", type="ping_request") == len(times)
+    assert value(ours, "lovewire_requests_total", type="logout_request") == 1
+    # More figures after a scrape are added to what it wrote, not written over it.
     metrics.request("ping_request")
-    metrics.handled("ping_request", 0.001)
-    count = metrics.value("lovewire_request_seconds_count", type="ping_request")
-    assert count == len(durations) + 1
+    metrics.handled("ping_request", 0.002)
+    again = parse(metrics.render())
+    assert value(again, "lovewire_requests_total", type="ping_request") == len(times) + 1
+    le = value(again, "lovewire_request_seconds_bucket", type="ping_request", le="+Inf")
+    assert le == len(times) + 1
 
 
 def test_a_request_a_second_after_the_last_batch_writes_one(
@@ -177,9 +223,6 @@ def test_a_request_a_second_after_the_last_batch_writes_one(
 ) -> None:
     """Between scrapes, the first request a second or more after the last batch writes one
     (what other readers of the registry, and other workers, see)."""
-    import lovewire.metrics
-    from lovewire.metrics import Metrics
-
     now = [1000.0]
     monkeypatch.setattr(lovewire.metrics, "monotonic", lambda: now[0])
     metrics = Metrics()
@@ -198,3 +241,38 @@ def test_a_request_a_second_after_the_last_batch_writes_one(
     assert written() == 3
     labels = {"type": "x", "le": "0.001"}
     assert registry.get_sample_value("lovewire_request_seconds_bucket", labels) == 1
+
+
+_MULTIPROCESS_WORKER = """
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from lovewire.metrics import Metrics
+
+metrics = Metrics()
+for _ in range(3):
+    metrics.request("ping_request")
+    metrics.handled("ping_request", 0.0003)
+others = CollectorRegistry()  # what another worker's scrape reads
+multiprocess.MultiProcessCollector(others)
+print(generate_latest(others).decode())
+"""
+
+
+def test_multiprocess_figures_are_written_at_once(tmp_path: Path) -> None:
+    """In multiprocess mode another worker's scrape sees a request's figures as soon as
+    they are recorded, with no scrape or batch of this worker's own."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _MULTIPROCESS_WORKER],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    samples = parse(done.stdout)
+    assert value(samples, "lovewire_requests_total", type="ping_request") == 3
+    labels = {"type": "ping_request"}
+    assert value(samples, "lovewire_request_seconds_count", **labels) == 3
+    assert value(samples, "lovewire_request_seconds_bucket", **labels, le="0.00025") == 0
+    assert value(samples, "lovewire_request_seconds_bucket", **labels, le="0.0005") == 3
