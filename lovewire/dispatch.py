@@ -146,7 +146,8 @@ class Dispatcher:
         `force_type` routes the frame whatever its `type` says (the legacy upload route).
         """
         # Every frame counts towards the rates, even one refused unparsed (section 2).
-        wait = self._take_request(session)
+        now = self.services.clock.now()
+        wait = self._take_request(session, now)
         if isinstance(raw, str):
             is_object, commas = bool(_OBJECT_START.match(raw)), raw.count(",")
         else:
@@ -161,7 +162,7 @@ class Dispatcher:
             try:
                 # The frame is parsed and validated in one pass; it holds valid Unicode
                 # only (a lone surrogate escape fails as invalid JSON).
-                request = self._validate_json(raw, context=self._rules())
+                request = self._validate_json(raw, context=self._rules(now))
             except ValidationError:
                 pass  # the slow path below finds which error, and the id to echo
             else:
@@ -177,10 +178,10 @@ class Dispatcher:
             return self.error_frame("error", BadFrame())
         if force_type is not None:
             payload["type"] = force_type
-        return await self._answer_object(payload, session, wait)
+        return await self._answer_object(payload, session, wait, now)
 
     async def _answer_object(
-        self, payload: dict[str, Any], session: Session, wait: float
+        self, payload: dict[str, Any], session: Session, wait: float, now: float
     ) -> str | None:
         """Answer a parsed JSON object that the one-pass validation did not take."""
         type_ = payload.get("type")
@@ -193,7 +194,7 @@ class Dispatcher:
         self.services.metrics.request(route.type)
         try:
             try:
-                request = self._requests.validate_python(payload, context=self._rules())
+                request = self._requests.validate_python(payload, context=self._rules(now))
             except ValidationError as exc:
                 raise BadInput(_describe(exc, route.type)) from None
             if not _all_encodable(request):
@@ -218,7 +219,8 @@ class Dispatcher:
             self.services.metrics.request(route.type)
         ctx = Context(self.services, session)
         try:
-            await self._authenticate(route, request, ctx, session)
+            if route.auth != "self":
+                await self._authenticate(route, request, ctx, session)
             if wait:
                 raise TooFrequent(wait, "too many requests on this connection or address")
             started = perf_counter()
@@ -244,10 +246,9 @@ class Dispatcher:
             self._last_response = response
         return _with_id(frame, request.id)
 
-    def _rules(self) -> Rules:
+    def _rules(self, now: float) -> Rules:
         """The server's rules a request's fields are checked against while validated
-        (made again when the server's date changes)."""
-        now = self.services.clock.now()
+        (made again when the server's date changes); `now` is the server's clock."""
         if not self._rules_from <= now < self._rules_until:
             settings = self.services.settings
             today = datetime.fromtimestamp(now, settings.zone).date()
@@ -260,8 +261,8 @@ class Dispatcher:
     async def _authenticate(
         self, route: Route, request: Request, ctx: Context, session: Session
     ) -> None:
-        if route.auth == "self":
-            return
+        """Check the request's token, or the socket's login, as its route's `auth` asks
+        (never called for "self": the handler checks)."""
         if request.token is not None:
             try:
                 login = await ctx.check_token(request.token)
@@ -283,9 +284,8 @@ class Dispatcher:
                 raise BadToken("not logged in")
             ctx.act_as(session.login)
 
-    def _take_request(self, session: Session) -> float:
+    def _take_request(self, session: Session, now: float) -> float:
         """Count one request on the session's and its address's rates; 0 or the wait."""
-        now = self.services.clock.now()
         if session.bucket is None:
             session.bucket = TokenBucket(self.services.settings.requests_per_second, now)
         wait = session.bucket.take(now)

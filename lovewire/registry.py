@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard, TypeVar, Union
 
-from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from protocol import all_messages
 from protocol.base import Request, Response, message_type
@@ -14,7 +14,7 @@ from protocol.base import Request, Response, message_type
 if TYPE_CHECKING:
     from lovewire.context import Context
 
-__all__ = ["UNKNOWN_TYPE", "AuthMode", "HandlerTable", "Registry", "RegistryError", "Route"]
+__all__ = ["AuthMode", "HandlerTable", "Registry", "RegistryError", "Route"]
 
 #: How a request's `token` is treated before its handler runs:
 #: "user": a logged-in socket or a valid token is required;
@@ -25,8 +25,6 @@ AuthMode = Literal["user", "optional", "lenient", "self"]
 
 R = TypeVar("R", bound=Request)
 
-#: The validation error type of a frame whose `type` is no routed request.
-UNKNOWN_TYPE = "unknown_type"
 Handler = Callable[["Context", Any], Awaitable[Response | None]]
 
 
@@ -125,28 +123,16 @@ class Registry:
     def request_adapter(self) -> TypeAdapter[Request]:
         """One validator of every routed request, chosen by the frame's `type`.
 
-        It parses JSON and validates in one pass; a frame whose `type` is missing, not a
-        string or not routed fails with the error type `unknown_type`.
+        It parses JSON and validates in one pass. The member is chosen by the `type`
+        literal, in pydantic's own code: a frame whose `type` is missing, not a string or
+        not routed fails (`union_tag_not_found`, `union_tag_invalid`).
         """
-        members = tuple(Annotated[r.model, Tag(t)] for t, r in self.routes.items())
+        members = tuple(r.model for r in self.routes.values())
         union: Any = Union[members]  # noqa: UP007  (a union built at run time)
         adapter: TypeAdapter[Request] = TypeAdapter(
-            Annotated[union, Discriminator(_type_of, **_UNKNOWN)]
+            Annotated[union, Field(discriminator="type")]
         )
         return adapter
-
-
-#: The error a frame of no routed `type` fails with.
-_UNKNOWN = {"custom_error_type": UNKNOWN_TYPE, "custom_error_message": "unknown type"}
-
-
-def _type_of(value: Any) -> str | None:
-    """A frame's `type`, the tag choosing its request model (None: no such member)."""
-    if isinstance(value, dict):
-        type_ = value.get("type")
-        if isinstance(type_, str):
-            return type_
-    return None
 
 
 def _is_response(model: object) -> TypeGuard[type[Response]]:
