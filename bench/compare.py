@@ -152,11 +152,21 @@ async def measure(
     owners: list[dict[str, Any]],
     pictures: list[str],
     args: argparse.Namespace,
+    client_cores: frozenset[int] | None = None,
 ) -> tuple[list[Tally], dict[str, float], int]:
-    """One scenario: the generators' tallies, CPU shares over the window, pushes read."""
+    """One scenario: the generators' tallies, CPU shares over the window, pushes read.
+
+    `client_cores`: the cores the generators run on (`bench.cores`), if they are pinned.
+    """
     tokens = [u["token"] for u in likers]
     jobs = [
-        Job(server.ws_url, tokens[i :: args.processes], scenario, pictures if owners else [])
+        Job(
+            server.ws_url,
+            tokens[i :: args.processes],
+            scenario,
+            pictures if owners else [],
+            client_cores,
+        )
         for i in range(args.processes)
     ]
     sockets, readers = await _owners_reading(server, owners)

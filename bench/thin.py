@@ -15,6 +15,7 @@ import base64
 import os
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 from urllib.parse import urlsplit
 
 __all__ = ["ThinSocket", "connect_thin"]
@@ -48,9 +49,9 @@ class ThinSocket(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        # A stream transport (uvloop's is not a subclass of asyncio's, but is one).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         if self._upgraded and not self._buffer and len(data) >= 2 and data[0] == 0x81:

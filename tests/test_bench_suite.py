@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.cores import split
+
 
 def test_bench_quick_ping_and_feed_write_the_table_and_json(tmp_path: Path) -> None:
     """Both rows are printed and written with their figures, targets and details."""
@@ -39,6 +41,8 @@ def test_bench_quick_ping_and_feed_write_the_table_and_json(tmp_path: Path) -> N
             "lovewire",
         }
     )
+    # Each server on a core of its own, the clients on the others, where there are two.
+    assert ("pinned to core" in ping["notes"]) == (split() is not None), ping["notes"]
     assert feed["details"]["posts_in_response"] == 20
     assert feed["details"]["query_plans"] and all(q["plan"] for q in feed["details"]["query_plans"])
     assert any((tmp_path / "cache").iterdir())  # the seeded database, kept for the next run

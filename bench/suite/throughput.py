@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.common import BenchServer, register_many, start_server
 from bench.compare import FLAGS, Run, figures, measure, upload
+from bench.cores import Split, pin, split
 from bench.scale import deployment
 from bench.suite.core import Result, Suite, client_cpu_note, fsync_ms
 from bench.suite.echo import start_echo
@@ -26,6 +27,8 @@ from lovewire import eventloop
 __all__ = ["like", "ping", "workers"]
 
 OWNERS = 2
+#: Percent busy, of the clients' pinned cores, above which they may have set the pace.
+CLIENT_CORES_FULL = 90.0
 
 
 def _load(suite: Suite) -> argparse.Namespace:
@@ -38,6 +41,21 @@ def _load(suite: Suite) -> argparse.Namespace:
 
 def _cpu(run: Run) -> str:
     return client_cpu_note(run.client_cpu_pct)
+
+
+def _pinned(cores: Split | None, runs: list[Run]) -> str:
+    """Where the servers and clients ran; a warning when the clients' cores were full in
+    `runs` (those of the ratio)."""
+    if cores is None:
+        return "servers and clients not pinned (one core, or not Linux)"
+    busiest = max(sum(r.client_cpu_pct) / len(cores.clients) for r in runs)
+    note = (
+        f"each server pinned to core {min(cores.server)}, the clients to "
+        f"{len(cores.clients)} other core(s), at most {busiest:.0f}% busy"
+    )
+    if busiest > CLIENT_CORES_FULL:
+        note += " (WARNING: near full, the clients may have set the pace)"
+    return note
 
 
 def _others(run: Run) -> str:
@@ -56,6 +74,11 @@ async def ping(suite: Suite) -> Result:
     echoes = {"echo": await start_echo()}
     if loop != "asyncio":
         echoes[f"echo_{loop}"] = await start_echo(loop)
+    # Each server on a core of its own, the clients on the others (see bench.cores).
+    cores = split()
+    if cores is not None:
+        for target in (server, *echoes.values()):
+            pin(target.proc.pid, cores.server)
     try:
         users = await register_many(server, sockets)
         anonymous = [{"token": ""}] * sockets
@@ -64,7 +87,9 @@ async def ping(suite: Suite) -> Result:
         runs: dict[str, list[Run]] = {name: [] for name, _, _ in targets}
         for n in range(suite.sizes.rounds):
             for name, target, who in targets:
-                got = await measure(target, "ping", who, [], [], args)
+                got = await measure(
+                    target, "ping", who, [], [], args, cores.clients if cores else None
+                )
                 runs[name].append(figures(("ping", name, n), args.seconds, *got))
     finally:
         for echo in echoes.values():
@@ -87,6 +112,7 @@ async def ping(suite: Suite) -> Result:
             if name != "echo"
         ),
         client_cpu_note([c for r in every for c in r.client_cpu_pct]),
+        _pinned(cores, runs["echo"] + runs["lovewire"]),
         _others(max(every, key=lambda r: r.others_cpu_pct)),
     ]
     errors = sum(r.errors for v in runs.values() for r in v)
