@@ -129,9 +129,7 @@ class Registry:
         """
         members = tuple(r.model for r in self.routes.values())
         union: Any = Union[members]  # noqa: UP007  (a union built at run time)
-        adapter: TypeAdapter[Request] = TypeAdapter(
-            Annotated[union, Field(discriminator="type")]
-        )
+        adapter: TypeAdapter[Request] = TypeAdapter(Annotated[union, Field(discriminator="type")])
         return adapter
 
 
