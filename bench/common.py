@@ -127,10 +127,11 @@ SERVICES = ("postgres", "redis-server")
 
 
 def services_cpu_seconds() -> float:
-    """CPU seconds used so far by the live PostgreSQL and Redis processes of this host.
+    """CPU seconds used so far by the PostgreSQL and Redis processes of this host.
 
-    A process that exits meanwhile takes its seconds with it: over a window, only
-    long-lived ones (the server's pooled connections) count in full.
+    A backend that exits (its pool closed) counts once its parent, the postmaster, has
+    reaped it (`cutime`/`cstime`): without those, the workers row's backends, gone at
+    its end, were counted as the machine being busy elsewhere.
     """
     total = 0.0
     for comm in Path("/proc").glob("[0-9]*/comm"):
@@ -139,7 +140,7 @@ def services_cpu_seconds() -> float:
         except OSError:  # ended meanwhile
             continue
         if name in SERVICES:
-            total += _cpu_seconds(int(comm.parent.name))
+            total += _cpu_seconds(int(comm.parent.name), reaped=True)
     return total
 
 
@@ -177,13 +178,14 @@ def tree_cpu_seconds() -> float:
     return total
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int, *, reaped: bool = False) -> float:
+    """CPU seconds of process `pid`; with `reaped`, its ended children's too."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    # utime and stime: fields 14 and 15 of proc(5), counted after the ")" of the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    # utime, stime (cutime, cstime): fields 14 to 17 of proc(5), after the ")" of the name.
+    return sum(int(f) for f in fields[11 : 15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_server(
