@@ -37,7 +37,7 @@ class Sizes:
     """The counts and windows of one run: full, `--quick`, or `--tiny` (the tests)."""
 
     mode: str
-    rounds: int  # ping: rounds of echo then lovewire, alternated
+    rounds: int  # ping: rounds of echo then lovewire, alternated; the best of each counts
     seconds: float  # measuring window of ping and like
     warmup: float
     processes: int  # load generator processes of ping and like
@@ -66,7 +66,7 @@ class Sizes:
             )  # fmt: skip
         if mode == "quick":
             return cls(
-                mode, 1, 2.0, 0.5, 2, 25, 150, 2_000, 1_000, 1000.0, 3.0,
+                mode, 2, 2.0, 0.5, 2, 25, 150, 2_000, 1_000, 1000.0, 3.0,
                 100_000, 500_000, 100_000, 500, 2_000, 5, 100, 10, 20,
             )  # fmt: skip
         return cls(
