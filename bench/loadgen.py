@@ -16,17 +16,15 @@ ratio came out at 0.64 or 0.88 by the run; on uvloop they leave a fifth of it fr
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
 
 from bench.common import raise_fd_limit
-from bench.thin import ThinSocket, connect_thin
+from bench.thin import ThinSocket, call_thin, connect_thin
 from lovewire import eventloop
 
 
@@ -61,15 +59,6 @@ class Tally:
     cpu: float = 0.0
     first_likes: int = 0
     repeat_likes: int = 0
-
-
-async def call_thin(ws: ThinSocket, frame: dict[str, str]) -> dict[str, Any]:
-    """Send one request; its answer (pushes that come first are skipped)."""
-    ws.send_text(json.dumps(frame))
-    while True:
-        reply: dict[str, Any] = json.loads(await ws.recv())
-        if not reply["type"].endswith("_notify"):
-            return reply
 
 
 async def _request(ws: ThinSocket, frame: dict[str, str], window: Window, tally: Tally) -> bool:

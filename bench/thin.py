@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-__all__ = ["ThinSocket", "connect_thin"]
+__all__ = ["ThinSocket", "call_thin", "connect_thin"]
 
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 
@@ -174,3 +175,12 @@ async def connect_thin(url: str) -> ThinSocket:
         )
         await sock.opened
     return sock
+
+
+async def call_thin(ws: ThinSocket, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send one request; its answer (pushes that come first are skipped)."""
+    ws.send_text(json.dumps(frame))
+    while True:
+        reply: dict[str, Any] = json.loads(await ws.recv())
+        if not reply["type"].endswith("_notify"):
+            return reply

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from bench.common import BenchServer, call, register_many, start_server
 from bench.compare import upload
 from bench.suite.core import Agent, Result, Suite, client_cpu_note, cpu_pct_since
-from bench.thin import ThinSocket, connect_thin
+from bench.thin import ThinSocket, call_thin, connect_thin
 
 __all__ = ["idle", "notify", "reconnect"]
 
@@ -66,9 +66,7 @@ async def hold(conn: Connection, url: str, tokens: list[str], count: int) -> dic
     async def open_one(i: int) -> None:
         async with sem:
             ws = await connect_thin(url)
-            ws.send_text(json.dumps({"type": "auth_request", "token": tokens[i % len(tokens)]}))
-            while (reply := json.loads(await ws.recv()))["type"].endswith("_notify"):
-                pass
+            reply = await call_thin(ws, {"type": "auth_request", "token": tokens[i % len(tokens)]})
             assert reply["success"], reply
             ws.on_text = arrived
             sockets.append(ws)
