@@ -51,6 +51,34 @@ def test_a_full_collection_freezes_its_survivors() -> None:
     assert gc.get_freeze_count() == 0
 
 
+def test_many_new_objects_are_walked_in_short_full_collections() -> None:
+    """Thousands of sockets logging in make objects that live on: each full collection
+    walks only those made since the last (the rest is frozen), and comes often enough
+    that none walks more than about seven young generations' worth (a short pause;
+    with GC_OLD 5 it was nineteen)."""
+    made = 0
+    walked: list[int] = []
+    last = 0
+
+    def full(phase: str, info: dict[str, int]) -> None:
+        nonlocal last
+        if phase == "stop" and info["generation"] == 2:
+            walked.append(made - last)
+            last = made
+
+    collector.settle()
+    gc.callbacks.insert(0, full)
+    kept: list[list[int]] = []
+    try:
+        for made in range(1, 30 * collector.GC_YOUNG + 1):
+            kept.append([made])  # one tracked object that lives on
+    finally:
+        gc.callbacks.remove(full)
+        collector.reset()
+    assert len(walked) >= 3, walked
+    assert max(walked) <= 8 * collector.GC_YOUNG, walked
+
+
 def test_thaw_frees_a_cycle_dropped_after_it_froze() -> None:
     collector.settle()
     try:
