@@ -13,21 +13,12 @@ from bench.cores import pin, split
 
 
 def _allowed(pid: int) -> set[int]:
-    """The cores /proc says every thread of `pid` may run on."""
-    cores: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for line in (task / "status").read_text().splitlines():
-            if line.startswith("Cpus_allowed_list:"):
-                cores |= _parse(line.split(":", 1)[1].strip())
-    return cores
-
-
-def _parse(listed: str) -> set[int]:
-    cores: set[int] = set()
-    for part in listed.split(","):
-        first, _, last = part.partition("-")
-        cores.update(range(int(first), int(last or first) + 1))
-    return cores
+    """The cores any thread of `pid` may run on, as the kernel has them."""
+    return {
+        core
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for core in os.sched_getaffinity(int(task.name))
+    }
 
 
 def test_the_split_shares_out_this_process_cores() -> None:
