@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -126,6 +127,36 @@ async def test_unit_exception_rolls_back(store: SqliteStore) -> None:
             raise RuntimeError("boom")
     async with store.read() as tx:
         assert await tx.users.by_tel("13800000003") is None
+
+
+def _sqlite_temp_files() -> list[str]:
+    """The temporary files SQLite holds open in this process (it names them etilqs_*)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if "etilqs_" in target:
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc/self/fd (Linux)")
+async def test_a_unit_changing_many_pages_makes_no_temporary_file(store: SqliteStore) -> None:
+    """A unit's savepoint journal stays in memory however many pages the unit changes: on
+    disk it would be a file made and deleted by the event loop's thread, group after group."""
+    async with store.unit() as tx:
+        for i in range(2000):
+            await tx.users.create(f"1380000{i:04d}", "n" * 100, 0, "1990-01-01", 0)
+    async with store.unit() as tx:
+        # Every page of the table, each journaled by the unit's savepoint (about 60 pages,
+        # where SQLite moves a journal to a file past 64 KiB).
+        await _raw(tx.users).execute("UPDATE users SET nickname = 'm' || nickname")
+        assert _sqlite_temp_files() == []
+    async with store.read() as tx:
+        user = await tx.users.by_tel("13800001999")
+        assert user is not None and user.nickname == "m" + "n" * 100
 
 
 async def test_concurrent_units_share_commits_and_all_persist(tmp_path: Path) -> None:
