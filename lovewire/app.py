@@ -119,6 +119,7 @@ class Lovewire:
                 media=media,
             )
             self.services = services
+            store.on_commit = services.metrics.committed
             # Unwound after the listeners close: the figures of their last requests too.
             stack.callback(services.metrics.flush)
             recorder = self.recorder = DeliveryRecorder(store)

@@ -126,6 +126,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self._commit_seconds = Histogram(
+            "lovewire_store_commit_seconds",
+            "Seconds a durable commit took: on SQLite a group of write units' COMMIT (its"
+            " fsync, and a WAL checkpoint when one is due), on PostgreSQL COMMIT's round trip.",
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
         self._sms_sent = Counter("lovewire_sms_sent", "SMS codes sent.", registry=registry)
         self._sms_failed = Counter(
             "lovewire_sms_failed", "SMS codes the gateway failed to send.", registry=registry
@@ -184,6 +191,10 @@ class Metrics:
     def error(self, error_no: int) -> None:
         """Count an error frame sent."""
         self._errors.labels(str(error_no)).inc()
+
+    def committed(self, seconds: float) -> None:
+        """A durable commit took `seconds` (`Store.on_commit`): the disk's share of a write."""
+        self._commit_seconds.observe(seconds)
 
     def push_sent(self) -> None:
         self._pushes_sent.inc()

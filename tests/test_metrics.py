@@ -91,6 +91,24 @@ async def test_requests_timed_by_type_and_sms_counted(start_server: Any) -> None
     assert any(name == "python_info" for name, _ in samples)
 
 
+async def test_durable_commits_are_timed(server: Server) -> None:
+    """Every durable commit is in lovewire_store_commit_seconds, on either backend: the
+    disk's share of a write, where an operator sees a stalling disk."""
+    before = await scrape(server.http_url)
+    async with server.connect() as c:
+        await server.register(c)  # an SMS code stored, then a user: two units at least
+    after = await scrape(server.http_url)
+
+    def commits(samples: Samples) -> float:
+        return value(samples, "lovewire_store_commit_seconds_count") or 0.0
+
+    assert commits(after) >= commits(before) + 2
+    assert value(after, "lovewire_store_commit_seconds_bucket", le="+Inf") == commits(after)
+    assert (value(after, "lovewire_store_commit_seconds_sum") or 0.0) > (
+        value(before, "lovewire_store_commit_seconds_sum") or 0.0
+    )
+
+
 async def test_servers_in_one_process_count_apart(start_server: Any) -> None:
     """Two servers in one process keep their own figures; a closed socket leaves the gauge."""
     first: Server = await start_server()

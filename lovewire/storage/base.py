@@ -10,7 +10,7 @@ Repositories return records from `lovewire.storage.records` and raise the errors
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from lovewire.storage.errors import ReadOnlyUnit
@@ -559,6 +559,9 @@ class Unit(ABC):
 
 class Store(ABC):
     """A database: opened at start, closed at stop."""
+
+    #: Told the seconds each durable commit took (the server's metrics), or None.
+    on_commit: Callable[[float], None] | None = None
 
     @abstractmethod
     async def open(self) -> None: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
@@ -169,10 +170,13 @@ class PgStore(Store):
                 await _rollback(tx)
                 raise StoreError("a statement of the unit failed; nothing of it was kept")
             else:
+                started = time.perf_counter()
                 try:
                     await tx.commit()
                 except DRIVER_ERRORS as exc:
                     raise StoreError(f"commit failed: {exc!r}") from exc
+                if self.on_commit is not None:
+                    self.on_commit(time.perf_counter() - started)
         finally:
             await pool.release(conn)
 

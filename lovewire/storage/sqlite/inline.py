@@ -15,6 +15,7 @@ import functools
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -94,6 +95,16 @@ class InlineConnection:
         There it waits up to `BUSY_TIMEOUT_MS` for a lock another process holds.
         """
         return self.call(self._waiting, sql)
+
+    def commit(self) -> asyncio.Future[float]:
+        """COMMIT in the thread, waiting like `in_thread`; the seconds it took there: the
+        fsync that makes the transaction durable, and a WAL checkpoint when one is due."""
+        return self.call(self._timed_commit)
+
+    def _timed_commit(self) -> float:
+        started = time.perf_counter()
+        self._waiting("COMMIT")
+        return time.perf_counter() - started
 
     def _waiting(self, sql: str) -> sqlite3.Cursor:
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

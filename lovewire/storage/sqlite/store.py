@@ -287,10 +287,12 @@ class SqliteStore(Store):
         if group.broken or not db.in_transaction:
             error = StoreError("the group transaction was lost; nothing of it was kept")
         else:
-            commit, cancelled = await _finish(db.in_thread("COMMIT"))
+            commit, cancelled = await _finish(db.commit())
             error = commit.exception()
         if error is None:
             group.committed.set_result(None)
+            if self.on_commit is not None:
+                self.on_commit(commit.result())
         else:
             if db.in_transaction:
                 rollback, interrupted = await _finish(db.in_thread("ROLLBACK"))
