@@ -13,7 +13,10 @@ answers: a slow server shows as latency, not as a lower rate); the peer's socket
 the `chat_message_notify`, and the latency is from the moment the request was due to
 the moment its push arrived (so a late send counts against the figure, not for it).
 
-Every message is durable when answered (a message and two pushes, fsynced). The load
+Every message is durable when answered (a message and two pushes, fsynced), so a disk
+that holds an fsync for 100 ms holds every message meanwhile: the server's commit times
+(`lovewire_store_commit_seconds`, read from `/metrics` around the window) are reported
+beside the latencies. The load
 generator is this process; its CPU is reported (near 100% of a core means the client,
 not the server, set the pace: lower the rate, or read it as a lower bound).
 """
@@ -33,10 +36,13 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import BenchServer, call, raise_fd_limit, register_many, start_server
+from bench.metrics import Commits, scrape
 
 __all__ = ["main", "parse"]
 
 TARGET_P99_MS = 20.0
+#: Seconds before the window when the server's commit figures are read.
+SCRAPE_AHEAD = 0.25
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -162,6 +168,9 @@ async def _measure(
     # The talkers start now, warmup included: started at the window, they would send the
     # warmup's messages in one burst, and the first of the window would wait behind it.
     talking = asyncio.gather(*(talk(i) for i in range(len(senders))))
+    # The server's commits, read just before the window (a scrape is a few ms of its CPU).
+    await asyncio.sleep(max(0.0, window[0] - SCRAPE_AHEAD - loop.time()))
+    scraped = await scrape(server.http_url)
     await asyncio.sleep(max(0.0, window[0] - loop.time()))
     cpu_w, server_w = time.process_time(), server.own_cpu_seconds()
     await talking
@@ -174,6 +183,7 @@ async def _measure(
     for task in readers:
         task.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
+    commits = Commits.between(scraped, await scrape(server.http_url))
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -194,6 +204,10 @@ async def _measure(
         "max_ms": round(1000 * latencies[-1], 2) if latencies else None,
         "target_p99_ms": TARGET_P99_MS,
         "met": bool(latencies) and pct(0.99) <= TARGET_P99_MS and not due,
+        "commits": commits.count,
+        "commits_slow": commits.slow,
+        "longest_commit_ms": round(1000 * commits.longest, 3),
+        "commits_note": commits.describe(),
         "server_cpu_pct": round(100 * (server_cpu1 - server_w) / args.seconds, 1),
         "client_cpu_pct": round(100 * (cpu1 - cpu_w) / args.seconds, 1),
         "client_cpu_pct_with_warmup": round(100 * (cpu1 - cpu0) / busy, 1),
@@ -208,7 +222,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         f" ({report['pairs']} pairs, {report['seconds']} s):"
         f" p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms (target <= {TARGET_P99_MS}),"
         f" max {report['max_ms']} ms; {report['delivered']}/{report['messages']} delivered,"
-        f" {report['errors']} errors; server CPU {report['server_cpu_pct']}%,"
+        f" {report['errors']} errors; {report['commits_note']};"
+        f" server CPU {report['server_cpu_pct']}%,"
         f" client CPU {report['client_cpu_pct']}%"
         + (" (the client set the pace)" if report["client_cpu_pct"] > 70 else "")
     )

@@ -20,12 +20,12 @@ import sys
 import time
 from typing import Any
 
-import aiohttp
 from PIL import Image
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.common import call, raise_fd_limit, register_many, start_server
+from bench.metrics import scrape
 
 #: Seconds each measuring client waits between two pings (a busy app, not a flood).
 THINK = 0.01
@@ -54,12 +54,7 @@ async def _pingers(url: str, users: list[dict[str, Any]], stop: asyncio.Event) -
 
 
 async def _closed_slow(http_url: str) -> int:
-    async with aiohttp.ClientSession() as http, http.get(http_url + "/metrics") as resp:
-        text = await resp.text()
-    for line in text.splitlines():
-        if line.startswith("lovewire_sockets_closed_slow_total "):
-            return int(float(line.split()[1]))
-    return 0
+    return round((await scrape(http_url)).get("lovewire_sockets_closed_slow_total", 0.0))
 
 
 async def scenario(stall: bool, clients: int, seconds: float) -> tuple[list[float], float, str]:

@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import BenchServer, call, register_many, start_server
+from bench.metrics import scrape
 
 TEXT = "爱" * 500
 POSTS = 20
@@ -89,12 +89,7 @@ async def _seed(server: BenchServer, users: list[dict[str, Any]]) -> None:
 
 
 async def _closed_slow(http_url: str) -> int:
-    async with aiohttp.ClientSession() as http, http.get(http_url + "/metrics") as resp:
-        text = await resp.text()
-    for line in text.splitlines():
-        if line.startswith("lovewire_sockets_closed_slow_total "):
-            return int(float(line.split()[1]))
-    return 0
+    return round((await scrape(http_url)).get("lovewire_sockets_closed_slow_total", 0.0))
 
 
 async def _stalled(url: str, token: str) -> ClientConnection:

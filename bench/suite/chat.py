@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench import chat as chat_bench
-from bench.suite.core import CLIENT_CPU_LIMIT, Result, Suite
+from bench.suite.core import CLIENT_CPU_LIMIT, DISK_STALL, Result, Suite
 
 __all__ = ["chat"]
 
@@ -25,8 +25,11 @@ async def chat(suite: Suite) -> Result:
         f"{pairs} pairs, {got['messages']} messages offered at {rate:,.0f}/s;"
         f" p50 {got['p50_ms']} ms, max {got['max_ms']} ms;"
         f" {got['delivered']}/{got['messages']} delivered, {got['errors']} errors;"
-        f" server {got['server_cpu_pct']}% of a core"
+        f" server {got['server_cpu_pct']}% of a core",
+        got["commits_note"],
     ]
+    if not got["met"] and got["commits_slow"]:
+        notes.append(DISK_STALL)
     if got["client_cpu_pct"] > CLIENT_CPU_LIMIT:
         notes.append(f"load generator {got['client_cpu_pct']}% of a core: it may set the pace")
     return Result(

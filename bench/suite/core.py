@@ -17,6 +17,7 @@ from bench.common import raise_fd_limit
 
 __all__ = [
     "CLIENT_CPU_LIMIT",
+    "DISK_STALL",
     "Agent",
     "Result",
     "Sizes",
@@ -30,6 +31,10 @@ __all__ = [
 
 #: A load generator busier than this share of one core may have set the pace itself.
 CLIENT_CPU_LIMIT = 70.0
+#: The note of a latency row that missed while the server's commits were slow.
+DISK_STALL = (
+    "the disk held commits: every write waits for its fsync (docs/performance.md, 'Disk stalls')"
+)
 
 
 @dataclass

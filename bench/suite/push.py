@@ -20,7 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import call, register_many, start_server
 from bench.compare import upload
-from bench.suite.core import Agent, Result, Suite, client_cpu_note, percentile
+from bench.metrics import Commits, scrape
+from bench.suite.core import DISK_STALL, Agent, Result, Suite, client_cpu_note, percentile
 from bench.suite.sockets import USERS, hold
 
 __all__ = ["push"]
@@ -132,8 +133,10 @@ async def push(suite: Suite) -> Result:
             sizes.push_seconds,
         )
         await liker.recv(120)
+        scraped = await scrape(server.http_url)
         liker.send("go")
         got = await liker.result(120)
+        commits = Commits.between(scraped, await scrape(server.http_url))
         cpu = [got["cpu_pct"]]
         for agent in agents:
             agent.send(("close",))
@@ -154,13 +157,17 @@ async def push(suite: Suite) -> Result:
         notes.append(f"{lost} pushes not received within 15 s")
     if got["answers"]["failed"]:
         notes.append(f"{got['answers']['failed']} likes failed")
+    notes.append(commits.describe())
+    met = bool(lat) and p99 <= 50 and not lost
+    if not met and commits.slow:
+        notes.append(DISK_STALL)
     notes.append(client_cpu_note(cpu))
     return Result(
         "push",
         p99,
         "ms (p99)",
         "<= 50",
-        bool(lat) and p99 <= 50 and not lost,
+        met,
         "; ".join(n for n in notes if n),
         {
             "sockets": OWNERS + LIKERS + idle,
@@ -174,5 +181,8 @@ async def push(suite: Suite) -> Result:
             "pushes_received": got["pushes"],
             "answers": got["answers"],
             "client_cpu_pct": cpu,
+            "commits": commits.count,
+            "commits_slow": commits.slow,
+            "longest_commit_ms": 1000 * commits.longest,
         },
     )
