@@ -553,6 +553,33 @@ async def test_chat_messages_history_read_marks_and_list(store: Store) -> None:
         assert [i.unread for i in await tx.chats.of_user(b.id)] == [1]
 
 
+async def test_chat_last_activity_only_moves_forward(store: Store) -> None:
+    """A conversation's last_ts is its newest message's time: a message of the same
+    second, or of a clock set back, leaves it; the list follows it, latest first."""
+    a, b = await new_user(store, "13800000001", "a"), await new_user(store, "13800000002", "b")
+    c = await new_user(store, "13800000003", "c")
+    async with store.unit() as tx:
+        ab = await tx.chats.open(a.id, b.id, 100, 10**6)
+        ac = await tx.chats.open(a.id, c.id, 101, 10**6)
+        await tx.chats.add_message(ab.id, b.id, "first", "", None, 150)
+        await tx.chats.add_message(ab.id, b.id, "same second", "", None, 150)
+        await tx.chats.add_message(ab.id, b.id, "clock set back", "", None, 140)
+        await tx.chats.add_message(ac.id, c.id, "earlier", "", None, 149)
+    async with store.read() as tx:
+        chat = await tx.chats.get(ab.id)
+        listed = await tx.chats.of_user(a.id)
+    assert chat is not None and chat.last_ts == 150
+    assert [i.conversation.id for i in listed] == [ab.id, ac.id]
+    async with store.unit() as tx:
+        await tx.chats.add_message(ac.id, c.id, "later", "", None, 151)
+    async with store.read() as tx:
+        listed = await tx.chats.of_user(a.id)
+    assert [(i.conversation.id, i.conversation.last_ts) for i in listed] == [
+        (ac.id, 151),
+        (ab.id, 150),
+    ]
+
+
 async def test_chat_keep_both_and_expiry_claimed_once(store: Store) -> None:
     users = [await new_user(store, f"1380000000{i}") for i in range(4)]
     async with store.unit() as tx:

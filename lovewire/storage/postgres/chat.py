@@ -100,7 +100,8 @@ class PgChats(PgRepo, ChatRepo):
         )
         assert row is not None
         await self._exec(
-            "UPDATE conversations SET last_ts = GREATEST(last_ts, $2) WHERE id = $1",
+            # Only when it moves: most messages come within the second of the last.
+            "UPDATE conversations SET last_ts = $2 WHERE id = $1 AND last_ts < $2",
             conversation_id,
             now,
         )

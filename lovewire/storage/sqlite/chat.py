@@ -82,8 +82,9 @@ class SqliteChats(SqliteRepo, ChatRepo):
         )
         assert row is not None
         await self._exec(
-            "UPDATE conversations SET last_ts = MAX(last_ts, ?) WHERE id = ?",
-            (now, conversation_id),
+            # Only when it moves: most messages come within the second of the last.
+            "UPDATE conversations SET last_ts = ? WHERE id = ? AND last_ts < ?",
+            (now, conversation_id, now),
         )
         return from_row(ChatMessage, row)
 

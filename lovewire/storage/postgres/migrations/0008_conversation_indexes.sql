@@ -1,0 +1,8 @@
+-- A user's conversations, found by either of its two users. The conversation list reads
+-- them through both indexes at once (a BitmapOr) and sorts them by last_ts after, so
+-- last_ts in these indexes was never used, and every message that moved it wrote both
+-- (and could not be a heap-only update).
+DROP INDEX conversations_low;
+DROP INDEX conversations_high;
+CREATE INDEX conversations_low ON conversations (low_user);
+CREATE INDEX conversations_high ON conversations (high_user);
