@@ -16,9 +16,9 @@ the moment its push arrived (so a late send counts against the figure, not for i
 Every message is durable when answered (a message and two pushes, fsynced), so a disk
 that holds an fsync for 100 ms holds every message meanwhile: the server's commit times
 (`lovewire_store_commit_seconds`, read from `/metrics` around the window) are reported
-beside the latencies. The load
-generator is this process; its CPU is reported (near 100% of a core means the client,
-not the server, set the pace: lower the rate, or read it as a lower bound).
+beside the latencies. The load generator is this process; its CPU is reported (near 100%
+of a core means the client, not the server, set the pace: lower the rate, or read it as
+a lower bound).
 """
 
 from __future__ import annotations

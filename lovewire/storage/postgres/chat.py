@@ -100,7 +100,7 @@ class PgChats(PgRepo, ChatRepo):
         )
         assert row is not None
         await self._exec(
-            # Only when it moves: most messages come within the second of the last.
+            # Only when it moves: a message in the same second as the last changes nothing.
             "UPDATE conversations SET last_ts = $2 WHERE id = $1 AND last_ts < $2",
             conversation_id,
             now,

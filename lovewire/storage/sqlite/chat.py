@@ -82,7 +82,7 @@ class SqliteChats(SqliteRepo, ChatRepo):
         )
         assert row is not None
         await self._exec(
-            # Only when it moves: most messages come within the second of the last.
+            # Only when it moves: a message in the same second as the last changes nothing.
             "UPDATE conversations SET last_ts = ? WHERE id = ? AND last_ts < ?",
             (now, conversation_id, now),
         )
