@@ -335,6 +335,12 @@ def describe(python: str) -> dict[str, str]:
     return {"python": python, "version": version, "lovewire": path}
 
 
+def _interpreter(path: str) -> str:
+    """A path made absolute, not resolved (a venv's python is a link, and must stay one):
+    each server runs in its data dir, where a relative path names nothing."""
+    return os.path.abspath(path) if os.sep in path else path
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
     pythons = args.python or [sys.executable, sys.executable]
@@ -356,7 +362,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = arguments("python -m bench.compare", __doc__)
-    p.add_argument("--python", action="append", help="interpreter of one build (repeat)")
+    p.add_argument(
+        "--python", action="append", type=_interpreter, help="interpreter of one build (repeat)"
+    )
     return p.parse_args(argv)
 
 

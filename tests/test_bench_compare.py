@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from bench.compare import main, parse
@@ -20,3 +21,10 @@ async def test_one_round_of_one_build() -> None:
     assert like["pushes"] == like["first_likes"]
     assert report["builds"]["A"]["python"] == sys.executable
     assert set(report["summary"]["like"]) == {"A"}
+
+
+def test_a_relative_interpreter_is_made_absolute_not_resolved() -> None:
+    """Each server runs in its data dir: `.venv/bin/python` must name the same file there,
+    and stay the venv's link (resolved, it would be the base Python without lovewire)."""
+    args = parse(["--python", "venv/bin/python", "--python", "python3"])
+    assert args.python == [os.path.join(os.getcwd(), "venv", "bin", "python"), "python3"]
