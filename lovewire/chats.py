@@ -19,12 +19,14 @@ from lovewire.uploads import remove_if_unused
 from protocol.chat import ChatClosedNotify
 from protocol.times import DAY
 
-__all__ = ["BATCH", "ChatChores"]
+__all__ = ["BATCH", "SWEEP_ROWS", "ChatChores"]
 
 log = logging.getLogger(__name__)
 
-#: Conversations claimed, or deleted, per unit.
+#: Conversations claimed per unit.
 BATCH = 100
+#: Messages, or conversations, deleted per unit: about a millisecond of the writer.
+SWEEP_ROWS = 1000
 #: A retention sweep runs at most this often (seconds), and after any clock jump.
 SWEEP_EVERY = 600.0
 #: At stop, the pass in progress gets this long to finish before it is cancelled.
@@ -90,11 +92,11 @@ class ChatChores:
         while True:
             now = int(services.clock.now())
             async with services.store.unit() as tx:
-                count, paths = await tx.chats.delete_ended(now - keep, BATCH)
-            for path in paths:
+                swept = await tx.chats.delete_ended(now - keep, SWEEP_ROWS)
+            for path in swept.pictures:
                 await remove_if_unused(services.store, services.media, path)
-            deleted += count
-            if count < BATCH:
+            deleted += swept.conversations
+            if swept.messages < SWEEP_ROWS and swept.conversations < SWEEP_ROWS:
                 if deleted:
                     log.info("deleted %d ended conversations", deleted)
                 return deleted

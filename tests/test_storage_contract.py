@@ -25,7 +25,7 @@ from lovewire.config import Settings
 from lovewire.storage.backends import store_from_settings
 from lovewire.storage.base import Store
 from lovewire.storage.errors import BackendUnavailable, ReadOnlyUnit, StoreClosed
-from lovewire.storage.records import ProfileChanges, User
+from lovewire.storage.records import ProfileChanges, Swept, User
 from tests.helpers_postgres import TEST_URL, pg_schema
 
 #: Store implementations and the database URL each runs on ("" is SQLite in tmp_path).
@@ -615,8 +615,8 @@ async def test_chat_retention_deletes_ended_with_messages_and_names_pictures(sto
     async with store.read() as tx:
         assert await tx.pictures.path_in_use("ab/one.png")
     async with store.unit() as tx:
-        assert await tx.chats.delete_ended(120, 10) == (0, [])
-        assert await tx.chats.delete_ended(121, 10) == (1, ["ab/one.png"])
+        assert await tx.chats.delete_ended(120, 10) == Swept(0, 0, [])
+        assert await tx.chats.delete_ended(121, 10) == Swept(1, 2, ["ab/one.png"])
     async with store.read() as tx:
         assert await tx.chats.get(old.id) is None
         assert await tx.chats.history(old.id, None, 10) == []
@@ -635,6 +635,29 @@ async def test_crush_remove_names_the_other_user_of_the_match(store: Store) -> N
     async with store.unit() as tx:
         assert await tx.crushes.remove(lone, 110) is None
         assert await tx.crushes.remove(mine, 110) == b.id
+
+
+async def test_chat_retention_deletes_a_long_conversation_a_few_messages_a_unit(
+    store: Store,
+) -> None:
+    """A unit deletes at most `limit` messages; the conversation goes with the last of them,
+    and each unit names the pictures of the messages it deleted."""
+    a, b = await new_user(store, "13800000001"), await new_user(store, "13800000002")
+    async with store.unit() as tx:
+        chat = await tx.chats.open(a.id, b.id, 100, 10**6)
+        for i in range(5):
+            await tx.chats.add_message(chat.id, a.id, f"m{i}", f"ab/{i % 2}.png", None, 110 + i)
+        await tx.chats.close(chat.id, 120, "closed")
+    swept = []
+    for _ in range(4):
+        async with store.unit() as tx:
+            swept.append(await tx.chats.delete_ended(121, 2))
+    assert [(s.conversations, s.messages) for s in swept] == [(0, 2), (0, 2), (1, 1), (0, 0)]
+    assert all(set(s.pictures) <= {"ab/0.png", "ab/1.png"} for s in swept)
+    assert set(swept[0].pictures) | set(swept[1].pictures) == {"ab/0.png", "ab/1.png"}
+    async with store.read() as tx:
+        assert await tx.chats.get(chat.id) is None
+        assert not await tx.pictures.path_in_use("ab/0.png")
 
 
 async def test_chat_sent_since_counts_a_senders_messages(store: Store) -> None:

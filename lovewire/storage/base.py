@@ -26,6 +26,7 @@ from lovewire.storage.records import (
     PictureComment,
     ProfileChanges,
     StoredPush,
+    Swept,
     TelChange,
     Token,
     Unliked,
@@ -508,9 +509,11 @@ class ChatRepo(ABC):
         reason "expired", and return them: each is claimed by exactly one unit."""
 
     @abstractmethod
-    async def delete_ended(self, before_ts: int, limit: int) -> tuple[int, list[str]]:
-        """Delete up to `limit` conversations ended before `before_ts` with their
-        messages; return how many, and the pictures their messages referred to."""
+    async def delete_ended(self, before_ts: int, limit: int) -> Swept:
+        """Delete the messages of conversations ended before `before_ts`, the oldest
+        ended first, up to `limit` messages, then those of the first `limit` such
+        conversations left with none: a unit stays small however long the conversations
+        were (its statements hold the writer, on SQLite the event loop's thread)."""
 
 
 class Unit(ABC):

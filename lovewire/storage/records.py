@@ -269,3 +269,13 @@ class ChatListItem:
     peer_nickname: str
     peer_avatar: str
     unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What one retention unit deleted (`ChatRepo.delete_ended`)."""
+
+    conversations: int
+    messages: int
+    #: The stored files the deleted messages referred to, each once.
+    pictures: list[str]

@@ -19,7 +19,7 @@ import asyncpg
 
 from lovewire.storage.base import ChatRepo
 from lovewire.storage.postgres.repo import PgRepo
-from lovewire.storage.records import ChatListItem, ChatMessage, Conversation, from_row
+from lovewire.storage.records import ChatListItem, ChatMessage, Conversation, Swept, from_row
 
 __all__ = ["PgChats"]
 
@@ -195,7 +195,7 @@ class PgChats(PgRepo, ChatRepo):
         )
         return sorted((from_row(Conversation, row) for row in rows), key=lambda c: c.id)
 
-    async def delete_ended(self, before_ts: int, limit: int) -> tuple[int, list[str]]:
+    async def delete_ended(self, before_ts: int, limit: int) -> Swept:
         rows = await self._all(
             "SELECT id FROM conversations WHERE ended_ts < $1 ORDER BY ended_ts LIMIT $2"
             " FOR UPDATE SKIP LOCKED",
@@ -204,14 +204,18 @@ class PgChats(PgRepo, ChatRepo):
         )
         ids = [int(row["id"]) for row in rows]
         if not ids:
-            return 0, []
-        pictures = await self._all(
-            "DELETE FROM chat_messages WHERE conversation_id = ANY($1::bigint[]) RETURNING picture",
+            return Swept(0, 0, [])
+        messages = await self._all(
+            "DELETE FROM chat_messages WHERE id IN (SELECT id FROM chat_messages"
+            " WHERE conversation_id = ANY($1::bigint[]) LIMIT $2) RETURNING picture",
             ids,
+            limit,
         )
+        pictures = sorted({str(row["picture"]) for row in messages if row["picture"]})
+        if len(messages) == limit:
+            return Swept(0, len(messages), pictures)  # more of theirs may be left
         await self._exec("DELETE FROM conversations WHERE id = ANY($1::bigint[])", ids)
-        paths = sorted({str(row["picture"]) for row in pictures if row["picture"]})
-        return len(ids), paths
+        return Swept(len(ids), len(messages), pictures)
 
 
 def _item(row: asyncpg.Record) -> ChatListItem:

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from lovewire.storage.base import ChatRepo
-from lovewire.storage.records import ChatListItem, ChatMessage, Conversation, from_row
+from lovewire.storage.records import ChatListItem, ChatMessage, Conversation, Swept, from_row
 from lovewire.storage.sqlite.repo import SqliteRepo
 
 __all__ = ["SqliteChats"]
@@ -169,22 +169,27 @@ class SqliteChats(SqliteRepo, ChatRepo):
         )
         return sorted((from_row(Conversation, row) for row in rows), key=lambda c: c.id)
 
-    async def delete_ended(self, before_ts: int, limit: int) -> tuple[int, list[str]]:
+    async def delete_ended(self, before_ts: int, limit: int) -> Swept:
         rows = await self._all(
             "SELECT id FROM conversations WHERE ended_ts < ? ORDER BY ended_ts LIMIT ?",
             (before_ts, limit),
         )
         ids = [int(row["id"]) for row in rows]
         if not ids:
-            return 0, []
-        pictures = await self._all(
-            "SELECT DISTINCT picture FROM chat_messages"
-            f" WHERE conversation_id IN ({_marks(ids)}) AND picture <> ''",
-            ids,
+            return Swept(0, 0, [])
+        messages = await self._all(
+            f"SELECT id, picture FROM chat_messages WHERE conversation_id IN ({_marks(ids)})"
+            " LIMIT ?",
+            (*ids, limit),
         )
-        await self._exec(f"DELETE FROM chat_messages WHERE conversation_id IN ({_marks(ids)})", ids)
+        if messages:
+            gone = [int(row["id"]) for row in messages]
+            await self._exec(f"DELETE FROM chat_messages WHERE id IN ({_marks(gone)})", gone)
+        pictures = sorted({str(row["picture"]) for row in messages if row["picture"]})
+        if len(messages) == limit:
+            return Swept(0, len(messages), pictures)  # more of theirs may be left
         await self._exec(f"DELETE FROM conversations WHERE id IN ({_marks(ids)})", ids)
-        return len(ids), [str(row["picture"]) for row in pictures]
+        return Swept(len(ids), len(messages), pictures)
 
 
 def _item(row: sqlite3.Row) -> ChatListItem:
