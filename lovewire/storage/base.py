@@ -510,10 +510,10 @@ class ChatRepo(ABC):
 
     @abstractmethod
     async def delete_ended(self, before_ts: int, limit: int) -> Swept:
-        """Delete the messages of conversations ended before `before_ts`, the oldest
-        ended first, up to `limit` messages, then those of the first `limit` such
-        conversations left with none: a unit stays small however long the conversations
-        were (its statements hold the writer, on SQLite the event loop's thread)."""
+        """Delete up to `limit` messages of the first `limit` conversations ended before
+        `before_ts` (the oldest ended first), and those conversations once none of their
+        messages is left; return what went. A unit stays small however long the
+        conversations were: its statements hold the writer (on SQLite, the event loop)."""
 
 
 class Unit(ABC):

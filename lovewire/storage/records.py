@@ -19,6 +19,7 @@ __all__ = [
     "PictureComment",
     "ProfileChanges",
     "StoredPush",
+    "Swept",
     "TelChange",
     "Token",
     "Unliked",
